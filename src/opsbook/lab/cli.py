@@ -1,0 +1,78 @@
+"""`opsbook lab ...`: up, down, status, ssh (and `lab kube ...`, added by opsbook.kube)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from opsbook.lab import lab as labmod
+from opsbook.lab.image import OS_RELEASES, ImageError
+from opsbook.lab.podman import PodmanError
+
+EXIT_OK = 0
+EXIT_INVALID = 4
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    lab = subparsers.add_parser("lab", help="local podman lab of Debian nodes reached by SSH")
+    lab.add_argument("--name", default="lab", help="lab name (default: lab)")
+    sub = lab.add_subparsers(dest="lab_command", required=True)
+
+    up = sub.add_parser("up", help="build the node image if needed and start the nodes")
+    up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    up.add_argument("--os", choices=sorted(OS_RELEASES), default="debian12")
+    up.add_argument(
+        "--node",
+        action="append",
+        metavar="NAME:OS[:GROUPS]",
+        help="explicit node (repeatable; replaces --nodes/--os)",
+    )
+    up.add_argument("--json", action="store_true", help="print the lab description as JSON")
+
+    sub.add_parser("down", help="remove the lab's containers, network and state")
+    st = sub.add_parser("status", help="show each node's container, address and SSH port")
+    st.add_argument("--json", action="store_true")
+    ssh = sub.add_parser("ssh", help="open an SSH session (or run a command) on a node")
+    ssh.add_argument("node")
+    ssh.add_argument("command", nargs=argparse.REMAINDER)
+    lab.set_defaults(handler=run)
+    return lab
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _dispatch(args)
+    except (labmod.LabError, ImageError, PodmanError) as exc:
+        print(f"opsbook lab: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    log = (lambda _msg: None) if getattr(args, "json", False) else print
+    if args.lab_command == "up":
+        specs = (
+            [labmod.NodeSpec.parse(n) for n in args.node]
+            if args.node
+            else labmod.default_specs(args.nodes, args.os)
+        )
+        lab = labmod.up(args.name, specs, log=log)
+        if args.json:
+            print(lab.to_json())
+        return EXIT_OK
+    if args.lab_command == "down":
+        labmod.down(args.name)
+        return EXIT_OK
+    if args.lab_command == "status":
+        rows = labmod.status(args.name)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                print("  ".join(f"{k}={v}" for k, v in row.items()))
+        return EXIT_OK
+    if args.lab_command == "ssh":
+        cmd = labmod.ssh_command(labmod.load(args.name), args.node, args.command)
+        os.execvp(cmd[0], cmd)
+    return EXIT_INVALID

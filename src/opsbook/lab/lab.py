@@ -1,0 +1,318 @@
+"""Start, inspect and remove a lab: a podman network and systemd node containers."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import ipaddress
+import json
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from opsbook.lab import image, sshkeys
+from opsbook.lab.inventory import write_inventory
+from opsbook.lab.podman import PodmanError, podman
+from opsbook.paths import state_dir
+
+LABEL = "opsbook.lab"
+SUBNET_POOL = ipaddress.ip_network("10.123.0.0/16")
+FIRST_HOST = 11
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
+SSH_WAIT_SECONDS = 90
+
+Log = Callable[[str], None]
+
+
+class LabError(RuntimeError):
+    """A lab operation failed; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    os: str
+    groups: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> NodeSpec:
+        """`NAME:OS[:GROUP,GROUP]`, as molecule platforms pass them."""
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or not NAME_RE.match(parts[0]):
+            raise LabError(f"bad node spec {text!r}: expected NAME:OS[:GROUP,...]")
+        groups = tuple(g for g in parts[2].split(",") if g) if len(parts) == 3 else ("k3s_servers",)
+        return cls(parts[0], parts[1], groups)
+
+
+@dataclass
+class Node:
+    name: str
+    os: str
+    ip: str
+    container: str
+    groups: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Lab:
+    name: str
+    network: str
+    subnet: str
+    gateway: str
+    nodes: list[Node]
+
+    @property
+    def directory(self) -> Path:
+        return lab_dir(self.name)
+
+    @property
+    def inventory(self) -> Path:
+        return self.directory / "hosts.yml"
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise LabError(f"lab {self.name!r} has no node {name!r}; nodes: {self.node_names()}")
+
+    def node_names(self) -> str:
+        return ", ".join(n.name for n in self.nodes)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["inventory"] = str(self.inventory)
+        data["ssh_key"] = str(sshkeys.key_path())
+        data["user"] = image.LAB_USER
+        return json.dumps(data, indent=2)
+
+
+def default_specs(count: int, os_key: str) -> list[NodeSpec]:
+    """node1..nodeN: the first three are k3s servers (one when N < 3), the rest agents."""
+    if count < 1:
+        raise LabError("a lab needs at least one node")
+    servers = 3 if count >= 3 else 1
+    return [
+        NodeSpec(f"node{i}", os_key, ("k3s_servers",) if i <= servers else ("k3s_agents",))
+        for i in range(1, count + 1)
+    ]
+
+
+def lab_dir(name: str) -> Path:
+    return state_dir() / "labs" / name
+
+
+def load(name: str) -> Lab:
+    path = lab_dir(name) / "lab.json"
+    if not path.exists():
+        raise LabError(f"no lab named {name!r} is up (opsbook lab up --name {name})")
+    data = json.loads(path.read_text())
+    nodes = [Node(**n) for n in data.pop("nodes")]
+    for key in ("inventory", "ssh_key", "user"):
+        data.pop(key, None)
+    return Lab(nodes=nodes, **data)
+
+
+def up(name: str, specs: Sequence[NodeSpec], log: Log = print) -> Lab:
+    """Create (or reuse) the lab `name` with exactly these nodes, and wait until SSH answers."""
+    if not NAME_RE.match(name):
+        raise LabError(f"bad lab name {name!r}: lowercase letters, digits and dashes")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise LabError(f"duplicate node names in {names}")
+    images = {s.os: image.ensure_image(s.os, log) for s in specs}
+    key = sshkeys.ensure_key()
+    with _lock():
+        network, subnet, gateway = _ensure_network(name)
+        hosts = list(ipaddress.ip_network(subnet).hosts())
+        nodes = []
+        for index, spec in enumerate(specs):
+            container = f"opsbook-{name}-{spec.name}"
+            ip = str(hosts[FIRST_HOST - 1 + index])
+            nodes.append(Node(spec.name, spec.os, ip, container, list(spec.groups)))
+            _ensure_container(name, network, container, spec, ip, images[spec.os])
+    lab = Lab(name, network, subnet, gateway, nodes)
+    for node in nodes:
+        _install_key(node.container, key)
+    for node in nodes:
+        wait_for_ssh(node.ip, 22, SSH_WAIT_SECONDS)
+    lab.directory.mkdir(parents=True, exist_ok=True)
+    (lab.directory / "lab.json").write_text(lab.to_json())
+    write_inventory(lab.inventory, lab, key)
+    log(f"lab {name}: {len(nodes)} node(s) up, inventory {lab.inventory}")
+    return lab
+
+
+def down(name: str, log: Log = print) -> None:
+    """Remove every container and the network of lab `name`, and its state directory."""
+    containers = podman(
+        "ps", "-a", "--filter", f"label={LABEL}={name}", "--format", "{{.Names}}"
+    ).stdout.split()
+    if containers:
+        podman("rm", "-f", "-t", "2", *containers, timeout=120)
+    podman("network", "rm", "-f", f"opsbook-{name}", check=False)
+    directory = lab_dir(name)
+    if directory.exists():
+        for path in sorted(directory.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() or path.is_symlink() else path.rmdir()
+        directory.rmdir()
+    log(f"lab {name}: removed {len(containers)} container(s)")
+
+
+def status(name: str) -> list[dict[str, str]]:
+    """One row per node: container state, address and which SSH port answers."""
+    lab = load(name)
+    rows = []
+    for node in lab.nodes:
+        state = podman(
+            "inspect", "--format", "{{.State.Status}}", node.container, check=False
+        ).stdout.strip()
+        port = answering_ssh_port(node.ip)
+        rows.append(
+            {
+                "node": node.name,
+                "os": node.os,
+                "ip": node.ip,
+                "container": state or "missing",
+                "ssh": str(port) if port else "no answer",
+                "groups": ",".join(node.groups),
+            }
+        )
+    return rows
+
+
+def list_labs() -> list[str]:
+    root = state_dir() / "labs"
+    return sorted(p.name for p in root.iterdir() if (p / "lab.json").exists()) if root.exists() else []
+
+
+def answering_ssh_port(ip: str, ports: Sequence[int] = (2222, 22)) -> int | None:
+    """The first of `ports` where an SSH server greets us (ports the ssh role may have moved to)."""
+    for port in ports:
+        if _ssh_banner(ip, port):
+            return port
+    return None
+
+
+def ssh_command(lab: Lab, node_name: str, command: Sequence[str] = ()) -> list[str]:
+    node = lab.node(node_name)
+    port = answering_ssh_port(node.ip)
+    if port is None:
+        raise LabError(f"{node_name} ({node.ip}) answers SSH on no known port")
+    return ["ssh", *sshkeys.ssh_base_args(port), f"{image.LAB_USER}@{node.ip}", *command]
+
+
+def wait_for_ssh(ip: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            ["ssh", *sshkeys.ssh_base_args(port), f"{image.LAB_USER}@{ip}", "true"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return
+        last = proc.stderr.strip()
+        time.sleep(1)
+    raise LabError(f"SSH to {ip}:{port} did not answer within {timeout:.0f}s: {last}")
+
+
+def _ssh_banner(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=2) as sock:
+            sock.settimeout(2)
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+@contextmanager
+def _lock() -> Iterator[None]:
+    path = state_dir() / "labs.lock"
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ensure_network(name: str) -> tuple[str, str, str]:
+    network = f"opsbook-{name}"
+    found = podman("network", "inspect", network, check=False)
+    if found.returncode == 0:
+        subnet = json.loads(found.stdout)[0]["subnets"][0]
+        return network, subnet["subnet"], subnet["gateway"]
+    used = _used_subnets()
+    subnets = list(SUBNET_POOL.subnets(new_prefix=24))
+    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(subnets)
+    for offset in range(len(subnets)):
+        candidate = subnets[(start + offset) % len(subnets)]
+        if not any(candidate.overlaps(u) for u in used):
+            break
+    else:
+        raise LabError("no free /24 left in 10.123.0.0/16 for a lab network")
+    gateway = str(next(candidate.hosts()))
+    podman("network", "create", "--subnet", str(candidate), "--gateway", gateway,
+           "--label", f"{LABEL}={name}", network)
+    return network, str(candidate), gateway
+
+
+def _used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    names = podman("network", "ls", "--format", "{{.Name}}").stdout.split()
+    used = []
+    for net in names:
+        info = podman("network", "inspect", net, check=False)
+        if info.returncode != 0:
+            continue
+        for sub in json.loads(info.stdout)[0].get("subnets") or []:
+            used.append(ipaddress.ip_network(sub["subnet"], strict=False))
+    for line in subprocess.run(["ip", "-o", "route"], capture_output=True, text=True,
+                               check=False).stdout.splitlines():
+        dest = line.split()[0]
+        if "/" in dest:
+            used.append(ipaddress.ip_network(dest, strict=False))
+    return used
+
+
+def _ensure_container(
+    lab: str, network: str, container: str, spec: NodeSpec, ip: str, image_ref: str
+) -> None:
+    state = podman("inspect", "--format", "{{.State.Status}}", container, check=False)
+    if state.returncode == 0:
+        if state.stdout.strip() != "running":
+            podman("start", container)
+        return
+    try:
+        podman(
+            "run", "-d",
+            "--name", container,
+            "--hostname", spec.name,
+            "--network", network,
+            "--ip", ip,
+            "--privileged",
+            "--systemd=always",
+            "--label", f"{LABEL}={lab}",
+            "--label", f"opsbook.node={spec.name}",
+            image_ref, "/sbin/init",
+        )
+    except PodmanError as exc:
+        raise LabError(f"could not start {container}: {exc}") from exc
+
+
+def _install_key(container: str, key: Path) -> None:
+    """Bootstrap only: put the lab's public key in place (every later step uses real SSH)."""
+    pub = Path(str(key) + ".pub").read_text()
+    user = image.LAB_USER
+    podman(
+        "exec", "-i", container, "sh", "-c",
+        f"umask 077; cat > /home/{user}/.ssh/authorized_keys; "
+        f"chown {user}:{user} /home/{user}/.ssh/authorized_keys",
+        input_text=pub,
+    )
