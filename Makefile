@@ -1,0 +1,110 @@
+# opsbook: `make lab` brings up the local lab and converges it; `make test` runs every check.
+# Both set themselves up on a fresh Debian 12 machine (run as root): apt packages, venv, images.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMPS := .cache/stamps
+TIMES := .cache/test-times.txt
+LAB_NODES ?= 3
+LAB_OS ?= debian12
+
+export PATH := $(BIN):$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/src/opsbook/lab/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export OPSBOOK_ROOT := $(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+
+# Debian packages the lab and the tests need on the controller.
+APT_PACKAGES := podman runc debootstrap uidmap iptables openssh-client ssh-audit time \
+	git make curl ca-certificates
+
+.PHONY: help deps venv images kube lab lab-down lint docs pytest molecule test bench lock \
+	collections clean
+
+help:
+	@echo "make lab        set up, start $(LAB_NODES) lab nodes and run 'opsbook site' against them"
+	@echo "make test       lint, pytest and molecule (sets itself up; prints per-part timings)"
+	@echo "make bench      benchmarks (writes bench/results.json)"
+	@echo "make kube       build the test control plane (k3s, kwok) from Go modules"
+	@echo "make lab-down   remove the lab"
+
+$(STAMPS):
+	@mkdir -p $@
+
+deps: $(STAMPS)/deps
+$(STAMPS)/deps: | $(STAMPS)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: pyproject.toml requirements/lock.txt | $(STAMPS)
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
+	@touch $@
+
+collections: venv
+	$(BIN)/ansible-galaxy collection install -r requirements.yml -p collections
+
+lock: venv
+	$(BIN)/pip freeze --exclude-editable | grep -v -i '^opsbook' \
+		| sed '1i # Pinned versions of every Python package opsbook installs (pip constraints file).\n# Regenerate with `make lock` after changing pyproject.toml.' > requirements/lock.txt
+
+images: deps venv
+	$(BIN)/opsbook lab images
+
+kube: deps
+	tests/kube/build.sh
+
+lab: deps venv images
+	$(BIN)/opsbook lab up --nodes $(LAB_NODES) --os $(LAB_OS)
+	$(BIN)/opsbook site -i .opsbook/labs/lab/hosts.yml
+
+lab-down: venv
+	$(BIN)/opsbook lab down
+
+lint: venv
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/python -m opsbook.roledocs --check
+
+pytest: deps venv images
+	$(BIN)/pytest -q
+
+# Every molecule scenario: roles/<role>/molecule/<scenario> and molecule/<scenario>.
+MOLECULE_SCENARIOS := $(sort $(wildcard roles/*/molecule/*/molecule.yml) $(wildcard molecule/*/molecule.yml))
+molecule: deps venv images
+	@for m in $(MOLECULE_SCENARIOS); do \
+		dir=$$(dirname $$m); scenario=$$(basename $$dir); project=$$(dirname $$(dirname $$dir)); \
+		[ "$$project" = "." ] && project=. ; \
+		start=$$(date +%s); \
+		echo "=== molecule test: $$dir"; \
+		(cd $$(dirname $$(dirname $$dir)) && $(BIN)/molecule test -s $$scenario) || exit 1; \
+		echo "molecule $$dir $$(( $$(date +%s) - start ))s" >> $(TIMES); \
+	done
+
+test: | $(STAMPS)
+	@: > $(TIMES)
+	@t() { s=$$(date +%s); $(MAKE) --no-print-directory $$1; echo "$$1 $$(( $$(date +%s) - s ))s" >> $(TIMES); }; \
+	t deps; t venv; t images; t kube; t lint; t pytest; t molecule
+	@echo "== time per part =="; cat $(TIMES)
+
+bench: deps venv images
+	$(BIN)/python -m opsbook.bench
+
+clean:
+	rm -rf $(VENV) .cache .opsbook
+
+docs: venv
+	$(BIN)/python -m opsbook.roledocs
