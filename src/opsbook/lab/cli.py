@@ -8,7 +8,7 @@ import os
 import sys
 
 from opsbook.lab import lab as labmod
-from opsbook.lab.image import OS_RELEASES, ImageError
+from opsbook.lab.image import OS_RELEASES, ImageError, ensure_image
 from opsbook.lab.podman import PodmanError
 
 EXIT_OK = 0
@@ -32,6 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     up.add_argument("--json", action="store_true", help="print the lab description as JSON")
 
     sub.add_parser("down", help="remove the lab's containers, network and state")
+    images = sub.add_parser("images", help="build (or reuse) the node images")
+    images.add_argument("--os", action="append", choices=sorted(OS_RELEASES))
     st = sub.add_parser("status", help="show each node's container, address and SSH port")
     st.add_argument("--json", action="store_true")
     ssh = sub.add_parser("ssh", help="open an SSH session (or run a command) on a node")
@@ -63,6 +65,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.lab_command == "down":
         labmod.down(args.name)
+        return EXIT_OK
+    if args.lab_command == "images":
+        for os_key in args.os or sorted(OS_RELEASES):
+            print(ensure_image(os_key))
         return EXIT_OK
     if args.lab_command == "status":
         rows = labmod.status(args.name)

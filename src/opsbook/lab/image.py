@@ -13,10 +13,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsbook.lab.podman import podman
+from opsbook.lab.podman import podman, podman_env
 
 IMAGE_REPO = "localhost/opsbook-node"
 RECIPE_VERSION = 1
@@ -98,7 +99,7 @@ def image_exists(ref: str) -> bool:
     return podman("image", "exists", ref, check=False).returncode == 0
 
 
-def ensure_image(os_key: str, log: callable = print) -> str:  # type: ignore[valid-type]
+def ensure_image(os_key: str, log: Callable[[str], None] = print) -> str:
     """Return the image reference for `os_key`, building it first when it is not cached."""
     ref = image_ref(os_key)
     if not image_exists(ref):
@@ -111,7 +112,10 @@ def ensure_image(os_key: str, log: callable = print) -> str:  # type: ignore[val
 def host_mirrors(sources: list[Path] | None = None) -> tuple[str, str]:
     """The Debian and Debian-security mirrors the host's own apt sources use."""
     if sources is None:
-        sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+        sources = [
+            Path("/etc/apt/sources.list"),
+            *sorted(Path("/etc/apt/sources.list.d").glob("*")),
+        ]
     uris: list[str] = []
     for path in sources:
         if not path.is_file():
@@ -201,18 +205,12 @@ def _build(release: OsRelease, ref: str) -> None:
             stdin=tar.stdout,
             capture_output=True,
             text=True,
-            env=_podman_env(),
+            env=podman_env(),
             check=False,
         )
         tar.stdout.close()
         if tar.wait() != 0 or imported.returncode != 0:
             raise ImageError(f"podman import failed: {imported.stderr.strip()}")
-
-
-def _podman_env() -> dict[str, str]:
-    from opsbook.lab.podman import podman_env
-
-    return podman_env()
 
 
 def _run(cmd: list[str], what: str, env: dict[str, str] | None = None) -> None:

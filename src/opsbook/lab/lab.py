@@ -187,7 +187,9 @@ def status(name: str) -> list[dict[str, str]]:
 
 def list_labs() -> list[str]:
     root = state_dir() / "labs"
-    return sorted(p.name for p in root.iterdir() if (p / "lab.json").exists()) if root.exists() else []
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "lab.json").exists())
 
 
 def answering_ssh_port(ip: str, ports: Sequence[int] = (2222, 22)) -> int | None:
@@ -259,8 +261,17 @@ def _ensure_network(name: str) -> tuple[str, str, str]:
     else:
         raise LabError("no free /24 left in 10.123.0.0/16 for a lab network")
     gateway = str(next(candidate.hosts()))
-    podman("network", "create", "--subnet", str(candidate), "--gateway", gateway,
-           "--label", f"{LABEL}={name}", network)
+    podman(
+        "network",
+        "create",
+        "--subnet",
+        str(candidate),
+        "--gateway",
+        gateway,
+        "--label",
+        f"{LABEL}={name}",
+        network,
+    )
     return network, str(candidate), gateway
 
 
@@ -273,8 +284,9 @@ def _used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
             continue
         for sub in json.loads(info.stdout)[0].get("subnets") or []:
             used.append(ipaddress.ip_network(sub["subnet"], strict=False))
-    for line in subprocess.run(["ip", "-o", "route"], capture_output=True, text=True,
-                               check=False).stdout.splitlines():
+    for line in subprocess.run(
+        ["ip", "-o", "route"], capture_output=True, text=True, check=False
+    ).stdout.splitlines():
         dest = line.split()[0]
         if "/" in dest:
             used.append(ipaddress.ip_network(dest, strict=False))
@@ -291,16 +303,24 @@ def _ensure_container(
         return
     try:
         podman(
-            "run", "-d",
-            "--name", container,
-            "--hostname", spec.name,
-            "--network", network,
-            "--ip", ip,
+            "run",
+            "-d",
+            "--name",
+            container,
+            "--hostname",
+            spec.name,
+            "--network",
+            network,
+            "--ip",
+            ip,
             "--privileged",
             "--systemd=always",
-            "--label", f"{LABEL}={lab}",
-            "--label", f"opsbook.node={spec.name}",
-            image_ref, "/sbin/init",
+            "--label",
+            f"{LABEL}={lab}",
+            "--label",
+            f"opsbook.node={spec.name}",
+            image_ref,
+            "/sbin/init",
         )
     except PodmanError as exc:
         raise LabError(f"could not start {container}: {exc}") from exc
@@ -311,7 +331,11 @@ def _install_key(container: str, key: Path) -> None:
     pub = Path(str(key) + ".pub").read_text()
     user = image.LAB_USER
     podman(
-        "exec", "-i", container, "sh", "-c",
+        "exec",
+        "-i",
+        container,
+        "sh",
+        "-c",
         f"umask 077; cat > /home/{user}/.ssh/authorized_keys; "
         f"chown {user}:{user} /home/{user}/.ssh/authorized_keys",
         input_text=pub,
