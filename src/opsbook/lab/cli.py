@@ -18,9 +18,14 @@ EXIT_INVALID = 4
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     lab = subparsers.add_parser("lab", help="local podman lab of Debian nodes reached by SSH")
     lab.add_argument("--name", default="lab", help="lab name (default: lab)")
+    # `--name` is accepted after the subcommand too (`opsbook lab up --name x`).
+    named = argparse.ArgumentParser(add_help=False)
+    named.add_argument("--name", default=argparse.SUPPRESS, help="lab name (default: lab)")
     sub = lab.add_subparsers(dest="lab_command", required=True)
 
-    up = sub.add_parser("up", help="build the node image if needed and start the nodes")
+    up = sub.add_parser(
+        "up", parents=[named], help="build the node image if needed and start the nodes"
+    )
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     up.add_argument("--os", choices=sorted(OS_RELEASES), default="debian12")
     up.add_argument(
@@ -31,12 +36,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     up.add_argument("--json", action="store_true", help="print the lab description as JSON")
 
-    sub.add_parser("down", help="remove the lab's containers, network and state")
-    images = sub.add_parser("images", help="build (or reuse) the node images")
+    sub.add_parser("down", parents=[named], help="remove the lab's containers, network and state")
+    images = sub.add_parser("images", parents=[named], help="build (or reuse) the node images")
     images.add_argument("--os", action="append", choices=sorted(OS_RELEASES))
-    st = sub.add_parser("status", help="show each node's container, address and SSH port")
+    st = sub.add_parser(
+        "status", parents=[named], help="show each node's container, address and SSH port"
+    )
     st.add_argument("--json", action="store_true")
-    ssh = sub.add_parser("ssh", help="open an SSH session (or run a command) on a node")
+    ssh = sub.add_parser(
+        "ssh", parents=[named], help="open an SSH session (or run a command) on a node"
+    )
     ssh.add_argument("node")
     ssh.add_argument("command", nargs=argparse.REMAINDER)
     lab.set_defaults(handler=run)

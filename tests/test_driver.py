@@ -1,0 +1,312 @@
+"""The driver library against real ansible-playbook runs on localhost (connection local)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from opsbook.driver import (
+    ExitCode,
+    ExtraVars,
+    Failure,
+    HostRecap,
+    InvalidInput,
+    RunSpec,
+    run_playbook,
+    rundir,
+)
+
+BROKEN_TASKS = "---\n- name: X\n  ansible.builtin.debug: {msg: [unclosed\n"
+IMPORTS_BROKEN = """---
+- name: Import error
+  hosts: locals
+  gather_facts: false
+  tasks:
+    - name: Broken tasks
+      ansible.builtin.import_tasks: broken.yml
+"""
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "out"
+    path.mkdir()
+    return path
+
+
+def _basic(fixture_playbooks: Path, inventory: Path, out_dir: Path, **kw: object) -> RunSpec:
+    extra = [{"opsbook_test_dir": str(out_dir)}, *kw.pop("extra_vars", [])]  # type: ignore[misc]
+    return RunSpec(
+        playbook=fixture_playbooks / "basic.yml",
+        inventory=[str(inventory)],
+        extra_vars=extra,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_counts_ok_changed_and_passes_extra_vars(
+    state_dir, fixture_playbooks, local_inventory, out_dir
+):
+    events = []
+    spec = _basic(
+        fixture_playbooks,
+        local_inventory,
+        out_dir,
+        extra_vars=[ExtraVars.parse("greeting=opsbook")],
+    )
+    result = run_playbook(spec, on_event=events.append)
+
+    assert (result.status, result.rc, result.exit_code) == ("successful", 0, ExitCode.OK)
+    assert result.hosts == {
+        "local-a": HostRecap("local-a", ok=3, changed=1),
+        "local-b": HostRecap("local-b", ok=3, changed=1),
+    }
+    assert result.failures == []
+    assert (out_dir / "local-a.txt").read_text() == "written by local-a\n"
+    hello = [e for e in events if e["event"] == "runner_on_ok" and e["task"] == "Say hello"]
+    assert {e["msg"] for e in hello} == {"hello opsbook"}
+    assert events[-1]["event"] == "playbook_on_stats"
+    # a fresh private data dir under the state dir, with runner's artifacts in it
+    assert result.run_dir.parent == state_dir / "runs"
+    assert result.artifacts.is_relative_to(result.run_dir)
+    assert (result.artifacts / "status").read_text() == "successful"
+    assert list((result.artifacts / "job_events").glob("*.json"))
+    assert result.duration > 0
+
+    # second run: nothing left to change
+    again = run_playbook(spec)
+    assert again.hosts["local-a"] == HostRecap("local-a", ok=3, changed=0)
+    assert again.run_dir != result.run_dir
+
+
+def test_check_mode_and_diff(state_dir, fixture_playbooks, local_inventory, out_dir):
+    result = run_playbook(
+        _basic(fixture_playbooks, local_inventory, out_dir, check=True, diff=True)
+    )
+    assert result.exit_code == ExitCode.OK
+    assert result.hosts["local-a"].changed == 1  # would change...
+    assert not (out_dir / "local-a.txt").exists()  # ...but did not
+    stdout = (result.artifacts / "stdout").read_text()
+    assert "+written by local-a" in stdout  # the diff
+    assert "--check" in result.command
+    assert "--diff" in result.command
+
+
+def test_tags_and_limit(state_dir, fixture_playbooks, local_inventory, out_dir):
+    result = run_playbook(
+        _basic(fixture_playbooks, local_inventory, out_dir, tags=["hello"], limit="local-a")
+    )
+    assert result.hosts == {"local-a": HostRecap("local-a", ok=1)}
+    assert not (out_dir / "local-a.txt").exists()
+
+
+def test_failures_skip_ignored_and_rescued(state_dir, fixture_playbooks, local_inventory):
+    events = []
+    result = run_playbook(
+        RunSpec(playbook=fixture_playbooks / "failures.yml", inventory=[str(local_inventory)]),
+        on_event=events.append,
+    )
+    assert result.status == "failed"
+    assert result.exit_code == ExitCode.FAILED
+    assert result.hosts["local-a"] == HostRecap("local-a", ok=3, skipped=1, rescued=1, ignored=1)
+    assert result.hosts["local-b"].failed == 1
+    assert result.failures == [
+        Failure(
+            host="local-b",
+            task="Fail on b",
+            message="boom on local-b",
+            play="Failures",
+            task_path=f"{fixture_playbooks / 'failures.yml'}:23",
+        )
+    ]
+    ignored = [e for e in events if e.get("ignored")]
+    assert {e["host"] for e in ignored} == {"local-a", "local-b"}
+
+
+def test_unreachable_host(state_dir, fixture_playbooks, unreachable_inventory):
+    result = run_playbook(
+        RunSpec(playbook=fixture_playbooks / "ping.yml", inventory=[str(unreachable_inventory)])
+    )
+    assert result.exit_code == ExitCode.UNREACHABLE
+    assert result.unreachable_hosts == ["dead"]
+    assert [(f.host, f.unreachable) for f in result.failures] == [("dead", True)]
+    assert "port 1" in result.failures[0].message
+
+
+def test_yaml_error_found_by_ansible_is_invalid_input(state_dir, tmp_path, local_inventory):
+    (tmp_path / "broken.yml").write_text(BROKEN_TASKS)
+    playbook = tmp_path / "imports_broken.yml"
+    playbook.write_text(IMPORTS_BROKEN)
+    result = run_playbook(RunSpec(playbook=playbook, inventory=[str(local_inventory)]))
+    assert (result.status, result.rc) == ("failed", 4)
+    assert result.exit_code == ExitCode.INVALID
+    assert result.error is not None
+    assert "broken.yml" in result.error
+
+
+def test_vault_password_file_and_prompt(state_dir, tmp_path, fixture_playbooks, local_inventory):
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    password = "vault-pass-for-tests"
+    vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password.encode()))])
+    vars_file = tmp_path / "vault.yml"
+    vars_file.write_bytes(vault.encrypt("greeting: from-the-vault\n"))
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text(password + "\n")
+    extra = [ExtraVars.parse(f"@{vars_file}"), {"opsbook_test_dir": str(tmp_path)}]
+    base = {"playbook": fixture_playbooks / "basic.yml", "inventory": [str(local_inventory)]}
+
+    for spec in (
+        RunSpec(**base, extra_vars=extra, tags=["hello"], vault_password_file=password_file),
+        RunSpec(**base, extra_vars=extra, tags=["hello"], vault_password=password),
+    ):
+        events = []
+        result = run_playbook(spec, on_event=events.append)
+        assert result.exit_code == ExitCode.OK, result.error
+        assert {e.get("msg") for e in events if e["event"] == "runner_on_ok"} == {
+            "hello from-the-vault"
+        }
+        for path in result.run_dir.rglob("*"):
+            assert not path.is_file() or password not in path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            RunSpec(playbook=Path("/nonexistent/play.yml"), inventory=["localhost,"]),
+            "does not exist",
+        ),
+        (
+            RunSpec(playbook=Path(__file__).parent / "playbooks" / "ping.yml", inventory=["/no"]),
+            "inventory /no does not exist",
+        ),
+    ],
+)
+def test_invalid_input_raises_before_running(state_dir, spec, message):
+    with pytest.raises(InvalidInput, match=message):
+        run_playbook(spec)
+    assert not (state_dir / "runs").exists()
+
+
+def test_playbook_syntax_error_is_caught_in_python(state_dir, tmp_path, local_inventory):
+    playbook = tmp_path / "broken.yml"
+    playbook.write_text("- name: Broken\n  hosts: all\n  tasks: [unclosed\n")
+    with pytest.raises(InvalidInput, match=r"(?s)YAML syntax error.*broken.yml\", line 3"):
+        run_playbook(RunSpec(playbook=playbook, inventory=[str(local_inventory)]))
+
+
+def test_broken_inventory_yaml_is_invalid(state_dir, tmp_path, fixture_playbooks):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    a: {ansible_host: [oops\n")
+    with pytest.raises(InvalidInput, match=r"inventory .* is not valid YAML"):
+        run_playbook(RunSpec(playbook=fixture_playbooks / "ping.yml", inventory=[str(inventory)]))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a=1 b='two words'", {"a": "1", "b": "two words"}),
+        ('{"a": 1, "b": [1, 2]}', {"a": 1, "b": [1, 2]}),
+        ("{a: 1, b: yes}", {"a": 1, "b": True}),
+        ("key=", {"key": ""}),
+    ],
+)
+def test_extra_vars_parse_like_ansible(text, expected):
+    assert dict(ExtraVars.parse(text).data) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["novalue", "", "{unclosed: [", "[1, 2]", "@/nonexistent.yml", "a='unterminated"]
+)
+def test_bad_extra_vars_are_invalid(text):
+    with pytest.raises(InvalidInput):
+        ExtraVars.parse(text)
+
+
+def test_extra_vars_file(tmp_path):
+    path = tmp_path / "vars.yml"
+    path.write_text("db_password: s3cret-value\nport: 5432\n")
+    parsed = ExtraVars.parse(f"@{path}")
+    assert parsed.file == path
+    assert parsed.variables() == {"db_password": "s3cret-value", "port": 5432}
+    (tmp_path / "list.yml").write_text("- 1\n")
+    with pytest.raises(InvalidInput, match="must be a mapping"):
+        ExtraVars.parse(f"@{tmp_path / 'list.yml'}")
+
+
+def test_run_dirs_rotate_keeping_the_last_20(state_dir):
+    runs = state_dir / "runs"
+    runs.mkdir()
+    old = [runs / f"20200101T0000{i:02d}.000000Z-abcdef" for i in range(25)]
+    for path in old:
+        (path / "artifacts").mkdir(parents=True)
+    (runs / "not-a-run").mkdir()
+    new, run_id = rundir.create_run_dir()
+    kept = sorted(p.name for p in runs.iterdir() if rundir.RUN_ID.match(p.name))
+    assert len(kept) == 20
+    assert kept[-1] == new.name == run_id
+    assert kept[0] == old[6].name  # the 6 oldest went (25 + 1 new - 20)
+    assert (runs / "not-a-run").exists()
+
+
+def test_summary_is_json_serialisable(state_dir, fixture_playbooks, local_inventory):
+    result = run_playbook(
+        RunSpec(playbook=fixture_playbooks / "failures.yml", inventory=[str(local_inventory)])
+    )
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["event"] == "summary"
+    assert summary["exit_code"] == 2
+    assert summary["failures"][0]["host"] == "local-b"
+    assert summary["hosts"]["local-a"]["rescued"] == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "rc", "recap", "failed", "unreachable", "started", "expected"),
+    [
+        ("successful", 0, True, 0, 0, True, ExitCode.OK),
+        ("failed", 2, True, 1, 0, True, ExitCode.FAILED),
+        ("failed", 4, True, 1, 1, True, ExitCode.UNREACHABLE),  # unreachable wins
+        ("failed", 4, True, 0, 1, True, ExitCode.UNREACHABLE),  # rc 4 with a recap
+        ("failed", 4, False, 0, 0, False, ExitCode.INVALID),  # rc 4 without: parser error
+        ("failed", 5, False, 0, 0, False, ExitCode.INVALID),
+        ("failed", 1, False, 0, 0, False, ExitCode.INVALID),  # stopped before any task
+        ("failed", 250, False, 0, 0, True, ExitCode.ERROR),  # crashed mid-run
+        ("timeout", 254, False, 0, 0, True, ExitCode.ERROR),
+        ("canceled", 254, True, 1, 1, True, ExitCode.CANCELLED),
+    ],
+)
+def test_exit_code_rules(status, rc, recap, failed, unreachable, started, expected):
+    from opsbook.driver import exit_code_for
+
+    assert (
+        exit_code_for(
+            status=status,
+            rc=rc,
+            have_recap=recap,
+            failed_hosts=failed,
+            unreachable_hosts=unreachable,
+            tasks_started=started,
+        )
+        == expected
+    )
+
+
+def test_redactor_masks_known_secrets(tmp_path):
+    from opsbook.driver.redact import MASK, Redactor, redact_env, secrets_in_vars
+
+    found = secrets_in_vars({"db": {"password": "hunter2-long"}, "user": "bob", "api_token": 12})
+    assert found == {"hunter2-long", "12"}  # 12 is found, but too short to be masked
+    redactor = Redactor([*found, "short", 'quo"te-secret'])
+    event = {"event_data": {"res": {"msg": "pw is hunter2-long"}}, "stdout": ["x hunter2-long"]}
+    redactor.scrub(event)
+    assert event == {"event_data": {"res": {"msg": f"pw is {MASK}"}}, "stdout": [f"x {MASK}"]}
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({"a": 'quo"te-secret', "b": "short"}))
+    assert redactor.scrub_file(path)
+    assert "te-secret" not in path.read_text()
+    assert "short" in path.read_text()  # below MIN_SECRET_LENGTH: never masked
+    assert redact_env({"PATH": "/bin", "AWS_SECRET": "x"}) == {"PATH": "/bin", "AWS_SECRET": MASK}
