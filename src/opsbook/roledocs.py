@@ -35,7 +35,7 @@ def _cell(text: str) -> str:
 def _default(option: dict[str, Any]) -> str:
     if "default" not in option:
         return "*required*" if option.get("required") else "*none*"
-    return f"`{json.dumps(option['default'])}`"
+    return f"`{_cell(json.dumps(option['default']))}`"
 
 
 def variables_table(role_dir: Path) -> str:
