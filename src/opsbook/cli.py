@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import NoReturn
 
+from opsbook import schedule
 from opsbook.driver import ExitCode, ExtraVars, InvalidInput, RunSpec, run_playbook
 from opsbook.driver.commands import COMMANDS, PlaybookCommand
 from opsbook.driver.output import make_output
@@ -27,7 +28,7 @@ from opsbook.paths import playbooks_dir
 Mount = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], argparse.ArgumentParser]
 
 # Command trees with their own parsers; each sets `handler` (args -> exit code) as a default.
-MOUNTS: list[Mount] = [lab_cli.add_parser]
+MOUNTS: list[Mount] = [lab_cli.add_parser, schedule.add_parser]
 # Modules imported before the parser is built, to register PlaybookCommands or add MOUNTS.
 EXTENSIONS: list[str] = []
 
