@@ -4,7 +4,13 @@
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl   k8s.io/kubernetes
 #   etcd etcdctl etcdutl                                            go.etcd.io/etcd
 #   kwok                                                            sigs.k8s.io/kwok
-# All are static (CGO_ENABLED=0), so they also run in Debian containers.
+# plus kwok-stages.yaml next to them: kwok exits with "no stages found" unless
+# given Stage objects (--config); these are the defaults kwokctl uses
+# (node-initialize, node-heartbeat-with-lease, pod-ready/complete/delete),
+# copied from the pinned kwok module. With only Stages in --config, kwok's
+# lease option defaults to 0, so also pass --node-lease-duration-seconds=40
+# or fake nodes flap NotReady every ~50s.
+# All binaries are static (CGO_ENABLED=0), so they also run in Debian containers.
 #
 # Versions live in tests/kube/versions.env; this script fails if go.mod
 # disagrees with it. The build is skipped when the stamp file records the same
@@ -106,8 +112,6 @@ done
 
 # ---- up to date? -------------------------------------------------------------
 mkdir -p "$out"
-# The cache dir is never committed; ignore it even where the repo has no .gitignore.
-[[ -e $root/.cache/.gitignore ]] || echo '*' >"$root/.cache/.gitignore" 2>/dev/null || true
 exec 9>"$out/.build.lock"
 flock 9 # one build at a time (parallel test runs share the cache)
 
@@ -119,6 +123,7 @@ fresh=1
 [[ ${KUBE_BUILD_FORCE:-0} == 1 ]] && fresh=0
 [[ -f $stamp && $(<"$stamp") == "$want_stamp" ]] || fresh=0
 for name in "${names[@]}"; do [[ -x $out/$name ]] || fresh=0; done
+[[ -f $out/kwok-stages.yaml ]] || fresh=0
 if ((fresh)); then
 	elapsed "up to date ($out), nothing built"
 	exit 0
@@ -149,10 +154,17 @@ for name in "${names[@]}"; do
 	[[ -x $tmp/$built ]] || die "go build did not produce $built for ${pkgs[$name]}"
 	mv -f "$tmp/$built" "$out/$name"
 done
+kwok_stages=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
+for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+	pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+	echo "---"
+	cat "$kwok_stages/$f"
+done >"$tmp/kwok-stages.yaml"
+mv -f "$tmp/kwok-stages.yaml" "$out/kwok-stages.yaml"
 echo "$want_stamp" >"$stamp"
 
 "$out/kube-apiserver" --version
 "$out/kubectl" version --client
-"$out/etcd" --version | head -n1
+"$out/etcd" --version | sed -n 1p
 "$out/kwok" --version 2>/dev/null || "$out/kwok" --help >/dev/null
 elapsed "built into $out"
