@@ -4,12 +4,9 @@
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl   k8s.io/kubernetes
 #   etcd etcdctl etcdutl                                            go.etcd.io/etcd
 #   kwok                                                            sigs.k8s.io/kwok
-# plus kwok-stages.yaml next to them: kwok exits with "no stages found" unless
-# given Stage objects (--config); these are the defaults kwokctl uses
-# (node-initialize, node-heartbeat-with-lease, pod-ready/complete/delete),
-# copied from the pinned kwok module. With only Stages in --config, kwok's
-# lease option defaults to 0, so also pass --node-lease-duration-seconds=40
-# or fake nodes flap NotReady every ~50s.
+# kwok's Stage configuration is not built: it is the committed
+# tests/kube/kwok-stages.yaml, which opsbook.kube passes to kwok (--config)
+# straight from the checkout, so editing it needs no rebuild.
 # All binaries are static (CGO_ENABLED=0), so they also run in Debian containers.
 #
 # Versions live in tests/kube/versions.env; this script fails if go.mod
@@ -123,7 +120,6 @@ fresh=1
 [[ ${KUBE_BUILD_FORCE:-0} == 1 ]] && fresh=0
 [[ -f $stamp && $(<"$stamp") == "$want_stamp" ]] || fresh=0
 for name in "${names[@]}"; do [[ -x $out/$name ]] || fresh=0; done
-[[ -f $out/kwok-stages.yaml ]] || fresh=0
 if ((fresh)); then
 	elapsed "up to date ($out), nothing built"
 	exit 0
@@ -154,13 +150,8 @@ for name in "${names[@]}"; do
 	[[ -x $tmp/$built ]] || die "go build did not produce $built for ${pkgs[$name]}"
 	mv -f "$tmp/$built" "$out/$name"
 done
-kwok_stages=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
-for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-	pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
-	echo "---"
-	cat "$kwok_stages/$f"
-done >"$tmp/kwok-stages.yaml"
-mv -f "$tmp/kwok-stages.yaml" "$out/kwok-stages.yaml"
+# Earlier builds copied kwok's default stages here; the project's file replaced them.
+rm -f "$out/kwok-stages.yaml"
 echo "$want_stamp" >"$stamp"
 
 "$out/kube-apiserver" --version

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from opsbook.kube import cli as kube_cli
 from opsbook.lab import lab as labmod
 from opsbook.lab.image import OS_RELEASES, ImageError, ensure_image
 from opsbook.lab.podman import PodmanError
@@ -48,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     ssh.add_argument("node")
     ssh.add_argument("command", nargs=argparse.REMAINDER)
+    kube_cli.add_parser(sub)
     lab.set_defaults(handler=run)
     return lab
 

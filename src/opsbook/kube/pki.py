@@ -1,0 +1,220 @@
+"""Certificates and keys for the test control plane (the `cryptography` package, no openssl).
+
+One CA signs everything: etcd's and kube-apiserver's serving certificates, the client
+certificates of kube-apiserver (to etcd), the admin (`system:masters`), the controller
+manager, the scheduler and kwok. Keys are ECDSA P-256 (fast to generate; Kubernetes and etcd
+accept them everywhere, including for service-account token signing: ES256).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = datetime.timedelta(days=30)
+# The first address of --service-cluster-ip-range (10.43.0.0/16, as k3s): the `kubernetes`
+# Service, which pods would use to reach the API.
+SERVICE_IP = "10.43.0.1"
+API_DNS_NAMES = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+
+Key = ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A certificate and its key, as written to disk (PEM)."""
+
+    cert: Path
+    key: Path
+
+
+def new_key() -> Key:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write_key(path: Path, key: Key) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _name(common_name: str, orgs: Iterable[str] = ()) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attrs)
+
+
+class CA:
+    """A self-signed certificate authority kept in memory and written to `directory`."""
+
+    def __init__(self, directory: Path, common_name: str = "opsbook-test-ca") -> None:
+        self.directory = directory
+        self.key = new_key()
+        now = datetime.datetime.now(datetime.UTC)
+        name = _name(common_name)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        self.pair = Pair(directory / "ca.crt", directory / "ca.key")
+        _write_cert(self.pair.cert, self.cert)
+        _write_key(self.pair.key, self.key)
+
+    @property
+    def cert_path(self) -> Path:
+        return self.pair.cert
+
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(
+        self,
+        stem: str,
+        common_name: str,
+        *,
+        orgs: Sequence[str] = (),
+        ips: Sequence[str] = (),
+        dns: Sequence[str] = (),
+        server: bool = False,
+        client: bool = False,
+        directory: Path | None = None,
+    ) -> Pair:
+        """Sign a leaf certificate; write `<stem>.crt` and `<stem>.key` into `directory`
+        (default: the CA's own directory)."""
+        key = new_key()
+        now = datetime.datetime.now(datetime.UTC)
+        usages = []
+        if server:
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        if client:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name, orgs))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_encipherment=False,
+                    key_agreement=False,
+                    content_commitment=False,
+                    data_encipherment=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+        )
+        names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+        names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        out = directory or self.directory
+        pair = Pair(out / f"{stem}.crt", out / f"{stem}.key")
+        _write_cert(pair.cert, cert)
+        _write_key(pair.key, key)
+        return pair
+
+
+def service_account_keys(directory: Path) -> Pair:
+    """The key pair that signs service-account tokens: `sa.key` (private), `sa.pub` (public)."""
+    key = new_key()
+    pair = Pair(directory / "sa.pub", directory / "sa.key")
+    _write_key(pair.key, key)
+    pair.cert.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return pair
+
+
+def encryption_config(path: Path, *, key_name: str = "key1") -> Path:
+    """An EncryptionConfiguration encrypting Secrets with aescbc (a fresh 32-byte key).
+
+    The `identity` provider comes last so Secrets written before encryption stay readable; new
+    writes use the first provider, so they are stored as `k8s:enc:aescbc:v1:<key_name>:...`.
+    """
+    secret = base64.b64encode(os.urandom(32)).decode()
+    text = f"""\
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources:
+      - secrets
+    providers:
+      - aescbc:
+          keys:
+            - name: {key_name}
+              secret: {secret}
+      - identity: {{}}
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return path
