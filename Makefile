@@ -30,7 +30,7 @@ help:
 	@echo "make lab        set up, start $(LAB_NODES) lab nodes and run 'opsbook site' against them"
 	@echo "make test       lint, pytest and molecule (sets itself up; prints per-part timings)"
 	@echo "make bench      benchmarks (writes bench/results.json)"
-	@echo "make kube       build the test control plane (k3s, kwok) from Go modules"
+	@echo "make kube       build the test control plane (Kubernetes, etcd, kwok) from Go modules"
 	@echo "make lab-down   remove the lab"
 
 $(STAMPS):
@@ -79,19 +79,18 @@ lint: venv
 	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m opsbook.roledocs --check
 
-pytest: deps venv images
-	$(BIN)/pytest -q
+pytest: deps venv images kube
+	$(BIN)/pytest -q --durations=15
 
 # Every molecule scenario: roles/<role>/molecule/<scenario> and molecule/<scenario>.
 MOLECULE_SCENARIOS := $(sort $(wildcard roles/*/molecule/*/molecule.yml) $(wildcard molecule/*/molecule.yml))
-molecule: deps venv images
+molecule: deps venv images kube
 	@for m in $(MOLECULE_SCENARIOS); do \
 		dir=$$(dirname $$m); scenario=$$(basename $$dir); project=$$(dirname $$(dirname $$dir)); \
-		[ "$$project" = "." ] && project=. ; \
 		start=$$(date +%s); \
-		echo "=== molecule test: $$dir"; \
-		(cd $$(dirname $$(dirname $$dir)) && $(BIN)/molecule test -s $$scenario) || exit 1; \
-		echo "molecule $$dir $$(( $$(date +%s) - start ))s" >> $(TIMES); \
+		echo "=== molecule test -s $$scenario (in $$project)"; \
+		(cd $$project && $(BIN)/molecule test -s $$scenario) || exit 1; \
+		echo "  molecule $$dir $$(( $$(date +%s) - start ))s" >> $(TIMES); \
 	done
 
 test: | $(STAMPS)

@@ -31,13 +31,6 @@ def state_dir() -> Path:
     return path
 
 
-def cache_dir() -> Path:
-    """Gitignored build caches (image stamps, k3s and kwok binaries)."""
-    path = project_root() / ".cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def playbooks_dir() -> Path:
     return project_root() / "playbooks"
 

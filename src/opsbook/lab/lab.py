@@ -187,13 +187,6 @@ def status(name: str) -> list[dict[str, str]]:
     return rows
 
 
-def list_labs() -> list[str]:
-    root = state_dir() / "labs"
-    if not root.exists():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "lab.json").exists())
-
-
 def answering_ssh_port(ip: str, ports: Sequence[int] = (2222, 22)) -> int | None:
     """The first of `ports` where an SSH server greets us (ports the ssh role may have moved to).
 
