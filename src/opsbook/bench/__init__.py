@@ -1,0 +1,1 @@
+"""`make bench`: converge, no-op, refresh, scaling, driver-overhead and deploy timings."""

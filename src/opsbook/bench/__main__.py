@@ -1,0 +1,77 @@
+"""`python -m opsbook.bench` (make bench): run the benchmarks on lab nodes and report.
+
+Writes bench/results.json and the Performance table in README.md, prints the table, and
+exits 0 even when a target is missed (the report says which); a benchmark whose runs fail
+(or a no-op that changes something) exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from opsbook.bench import machine, report
+from opsbook.bench.profile import slowest_tasks
+from opsbook.bench.runs import BenchError
+from opsbook.bench.scenarios import HARDEN, Bench
+from opsbook.bench.stats import Measurement, Target, ratio
+from opsbook.paths import project_root
+
+ALL = ("cold", "noop", "refresh", "scaling", "driver")
+
+
+def targets(by_name: dict[str, Measurement]) -> list[Target]:
+    found = []
+    if "harden_noop_3" in by_name:
+        found.append(Target("no-op harden, 3 nodes (s)", by_name["harden_noop_3"].median, 15))
+    if "refresh_noop_3" in by_name:
+        found.append(Target("no-op refresh, 3 nodes (s)", by_name["refresh_noop_3"].median, 10))
+    if {"harden_noop_12", "harden_noop_3"} <= set(by_name):
+        value = ratio(by_name["harden_noop_12"], by_name["harden_noop_3"])
+        found.append(Target("no-op 12 nodes / 3 nodes", value, 2))
+    if {"harden_noop_3_opsbook", "harden_noop_3_ansible"} <= set(by_name):
+        value = ratio(by_name["harden_noop_3_opsbook"], by_name["harden_noop_3_ansible"])
+        found.append(Target("driver overhead (opsbook / ansible-playbook)", value, 1.05))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m opsbook.bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=5, help="samples per figure (default 5)")
+    parser.add_argument("--only", action="append", choices=ALL, help="run only these")
+    parser.add_argument("--out", default=str(project_root() / "bench" / "results.json"))
+    args = parser.parse_args(argv)
+    chosen = args.only or list(ALL)
+    bench = Bench(runs=args.runs)
+    measurements: list[Measurement] = []
+    slowest = {}
+    started = time.monotonic()
+    try:
+        for name in chosen:
+            measurements += getattr(bench, _METHODS[name])()
+        lab3 = bench.lab(3)
+        slowest["no-op harden.yml, 3 nodes"] = slowest_tasks(HARDEN, lab3.inventory)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        bench.teardown()
+    by_name = {m.name: m for m in measurements}
+    data = report.results(machine.describe(), measurements, targets(by_name), slowest, args.runs)
+    data["total_seconds"] = round(time.monotonic() - started, 1)
+    report.write(data, project_root() / args.out, project_root() / "README.md")
+    print(report.markdown(data))
+    return 0
+
+
+_METHODS = {
+    "cold": "cold_converge",
+    "noop": "noop",
+    "refresh": "refresh",
+    "scaling": "scaling",
+    "driver": "driver_overhead",
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

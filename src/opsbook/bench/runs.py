@@ -1,0 +1,113 @@
+"""Time one playbook run, either with plain ansible-playbook or through the opsbook CLI.
+
+Both report per-host recap counts without reading ansible's text output: ansible-playbook
+runs with the `ansible.posix.json` stdout callback, opsbook with `--json` (its summary line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsbook.paths import playbooks_dir, project_root
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    returncode: int
+    changed: dict[str, int]
+    failed: dict[str, int]
+
+    @property
+    def total_changed(self) -> int:
+        return sum(self.changed.values())
+
+    def check(self, what: str, *, expect_changed: int | None = None) -> Run:
+        if self.returncode != 0 or any(self.failed.values()):
+            raise BenchError(f"{what}: run failed (rc {self.returncode}, failed {self.failed})")
+        if expect_changed is not None and self.total_changed != expect_changed:
+            raise BenchError(f"{what}: expected changed={expect_changed}, got {self.changed}")
+        return self
+
+
+class BenchError(RuntimeError):
+    """A benchmark run did not do what it measures."""
+
+
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_CONFIG", str(project_root() / "ansible.cfg"))
+    env.update(extra or {})
+    return env
+
+
+def _bin(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def _extra_args(extra_vars: Mapping[str, object] | None) -> list[str]:
+    return ["-e", json.dumps(dict(extra_vars))] if extra_vars else []
+
+
+def ansible_playbook(
+    playbook: str,
+    inventory: Path,
+    extra_vars: Mapping[str, object] | None = None,
+    args: Sequence[str] = (),
+) -> Run:
+    cmd = [
+        _bin("ansible-playbook"),
+        "-i",
+        str(inventory),
+        str(playbooks_dir() / playbook),
+        *_extra_args(extra_vars),
+        *args,
+    ]
+    env = _env({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    seconds = time.perf_counter() - started
+    try:
+        stats = json.loads(proc.stdout)["stats"]
+    except (ValueError, KeyError) as exc:
+        message = f"ansible-playbook {playbook}: no JSON result\n{proc.stderr[-2000:]}"
+        raise BenchError(message) from exc
+    return Run(
+        seconds,
+        proc.returncode,
+        {h: s["changed"] for h, s in stats.items()},
+        {h: s["failures"] + s["unreachable"] for h, s in stats.items()},
+    )
+
+
+def opsbook_cli(
+    command: str,
+    inventory: Path,
+    extra_vars: Mapping[str, object] | None = None,
+    args: Sequence[str] = (),
+) -> Run:
+    cmd = [_bin("opsbook"), command, "-i", str(inventory), "--json", *_extra_args(extra_vars)]
+    cmd += list(args)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
+    seconds = time.perf_counter() - started
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    summary = next((e for e in reversed(lines) if e.get("event") == "summary"), None)
+    if summary is None:
+        raise BenchError(f"opsbook {command}: no summary\n{proc.stderr[-2000:]}")
+    hosts = summary["hosts"]
+    return Run(
+        seconds,
+        proc.returncode,
+        {h: c["changed"] for h, c in hosts.items()},
+        {h: c["failed"] + c["unreachable"] for h, c in hosts.items()},
+    )
