@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # Debian packages the lab and the tests need on the controller.
 APT_PACKAGES := podman runc debootstrap uidmap iptables openssh-client ssh-audit time \
-	git make curl ca-certificates
+	git make curl ca-certificates postgresql rclone
 
 .PHONY: help deps venv images kube lab lab-down lint docs pytest molecule test bench lock \
 	collections clean

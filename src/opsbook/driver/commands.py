@@ -62,6 +62,12 @@ def _release_vars(args: argparse.Namespace) -> Mapping[str, Any]:
     return {"app_release": args.release} if args.release else {}
 
 
+def _deploy_plan(args: argparse.Namespace, spec: RunSpec) -> int | None:
+    from opsbook.deploy import print_plan  # the app_rollout role's plan, before acting
+
+    return print_plan(args, spec)
+
+
 register(PlaybookCommand("site", "site.yml", "converge everything (playbooks/site.yml)"))
 register(PlaybookCommand("harden", "harden.yml", "OS hardening only (playbooks/harden.yml)"))
 register(PlaybookCommand("k3s", "k3s.yml", "install/upgrade the k3s cluster (playbooks/k3s.yml)"))
@@ -72,6 +78,7 @@ register(
         "deploy the applications (playbooks/apps.yml)",
         add_arguments=_release_option,
         extra_vars=_release_vars,
+        before_run=_deploy_plan,
     )
 )
 register(

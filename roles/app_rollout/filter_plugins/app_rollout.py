@@ -1,0 +1,241 @@
+"""Filters for the app_rollout role: image references, Job names, rollout and Job states.
+
+The states are computed here (not with `wait: true`/`wait_condition`) because of known traps in
+kubernetes.core 6.x (bundled with ansible 12):
+- `wait_condition: {type: Complete}` on a Job keeps polling until the timeout when the Job
+  fails: a wait condition matches one condition type only
+  (https://github.com/ansible-collections/kubernetes.core/issues/1201, fixed by a native Job
+  predicate in https://github.com/ansible-collections/kubernetes.core/pull/1202, not in 6.2);
+- `wait: true` on a Deployment only compares replica counts (`deployment_ready` in
+  plugins/module_utils/k8s/waiter.py) and ignores `Progressing=False` /
+  `ProgressDeadlineExceeded`, so new pods that never become ready are only noticed at the
+  timeout.
+So the role polls the objects with k8s_info and classifies them with these filters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def image_ref(repository: str, release: str) -> str:
+    """`repo:tag`, or `repo@sha256:...` for a digest; a full reference (with / or :) is kept."""
+    release = str(release or "").strip()
+    repository = str(repository or "").strip()
+    if not release:
+        raise AnsibleFilterError("app_rollout: empty release (set app_release / --release)")
+    if DIGEST.match(release):
+        return f"{repository}@{release}"
+    if TAG.match(release):
+        return f"{repository}:{release}"
+    raise AnsibleFilterError(
+        f"app_rollout: release {release!r} is neither an image tag nor a sha256 digest"
+    )
+
+
+def _slug(text: str, length: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:length].strip("-")
+
+
+def job_name(prefix: str, release: str, image: str, command: Any = None) -> str:
+    """A DNS-1123 label per release: `<prefix>-<release slug>-<hash of image and command>`.
+
+    A Job's pod template is immutable, so every release (and every change of the migration
+    image or command within a release) gets its own Job. At most 63 characters (the Job name
+    is also a pod label value).
+    """
+    digest = hashlib.sha256(
+        json.dumps([release, image, command], sort_keys=True, default=str).encode()
+    ).hexdigest()[:8]
+    head = _slug(prefix, 20) or "migrate"
+    room = 63 - len(head) - len(digest) - 2
+    slug = _slug(str(release).replace("sha256:", ""), room) or "release"
+    return f"{head}-{slug}-{digest}"
+
+
+def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    status = (obj or {}).get("status") or {}
+    return {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+
+
+def deployment_state(deploy: dict[str, Any]) -> dict[str, Any]:
+    """Where a Deployment's rollout is: complete, progressing or failed (with the reason).
+
+    complete: the controller has seen the current generation (observedGeneration), every
+    replica runs the current template (updatedReplicas) and is available, and no old replica
+    is left. failed: `Progressing=False` with `ProgressDeadlineExceeded` for the current
+    generation (the controller sets it after spec.progressDeadlineSeconds without progress).
+    """
+    meta = deploy.get("metadata") or {}
+    spec = deploy.get("spec") or {}
+    status = deploy.get("status") or {}
+    name = meta.get("name", "?")
+    generation = int(meta.get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    want = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    unavailable = int(status.get("unavailableReplicas") or 0)
+    out = {
+        "name": name,
+        "replicas": want,
+        "updated": updated,
+        "available": available,
+        "total": total,
+        "generation": generation,
+        "observed_generation": observed,
+        "reason": "",
+        "message": "",
+    }
+    if observed < generation:
+        return {**out, "state": "progressing", "reason": "GenerationNotObserved"}
+    # Complete first: a Deployment whose replicas all run the current template and are
+    # available is done, even if a stale Progressing=False from before is still shown.
+    if updated >= want and available >= want and total == updated and unavailable == 0:
+        return {**out, "state": "complete", "reason": "Available"}
+    progressing = _conditions(deploy).get("Progressing") or {}
+    if progressing.get("status") == "False" and progressing.get("reason") == (
+        "ProgressDeadlineExceeded"
+    ):
+        return {
+            **out,
+            "state": "failed",
+            "reason": "ProgressDeadlineExceeded",
+            "message": progressing.get("message", ""),
+        }
+    if spec.get("paused"):
+        return {**out, "state": "failed", "reason": "Paused", "message": "the Deployment is paused"}
+    return {
+        **out,
+        "state": "progressing",
+        "reason": progressing.get("reason", "") or "Waiting",
+        "message": f"{updated}/{want} updated, {available}/{want} available, {total} total",
+    }
+
+
+def deployment_states(deploys: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """The states of the named Deployments (missing ones are `missing`), plus a summary.
+
+    summary.done is true when every one is complete or any one has failed.
+    """
+    by_name = {(d.get("metadata") or {}).get("name"): d for d in deploys or []}
+    states = {}
+    for name in names:
+        if name in by_name:
+            states[name] = deployment_state(by_name[name])
+        else:
+            states[name] = {"name": name, "state": "missing", "reason": "NotFound", "message": ""}
+    failed = [s for s in states.values() if s["state"] in ("failed", "missing")]
+    complete = all(s["state"] == "complete" for s in states.values())
+    return {
+        "states": states,
+        "failed": failed,
+        "complete": complete,
+        "done": complete or bool(failed),
+    }
+
+
+def job_state(job: dict[str, Any] | None) -> dict[str, Any]:
+    """complete, failed, running or missing, with the condition's reason and message.
+
+    `Failed` (or `FailureTarget`, set first since Kubernetes 1.31 while the pods terminate)
+    means failed: the role stops at once instead of polling until a timeout.
+    """
+    if not job:
+        return {"state": "missing", "reason": "NotFound", "message": ""}
+    conditions = _conditions(job)
+    for kind in ("Failed", "FailureTarget"):
+        cond = conditions.get(kind) or {}
+        if cond.get("status") == "True":
+            return {
+                "state": "failed",
+                "reason": cond.get("reason", kind),
+                "message": cond.get("message", ""),
+            }
+    cond = conditions.get("Complete") or {}
+    if cond.get("status") == "True":
+        return {"state": "complete", "reason": "Complete", "message": cond.get("message", "")}
+    status = job.get("status") or {}
+    return {
+        "state": "running",
+        "reason": "Running",
+        "message": (
+            f"active={status.get('active', 0)} succeeded={status.get('succeeded', 0)} "
+            f"failed={status.get('failed', 0)}"
+        ),
+    }
+
+
+def container_images(deploy: dict[str, Any] | None) -> dict[str, str]:
+    """{container name: image} of a Deployment's pod template (init containers too)."""
+    if not deploy:
+        return {}
+    pod = ((deploy.get("spec") or {}).get("template") or {}).get("spec") or {}
+    images = {}
+    for key in ("initContainers", "containers"):
+        for c in pod.get(key) or []:
+            images[c.get("name", "?")] = c.get("image", "")
+    return images
+
+
+def changed_since(deploys: list[dict[str, Any]], recorded: dict[str, Any]) -> list[str]:
+    """Names of the Deployments whose pod template differs from the recorded one.
+
+    Only Deployments that existed when recorded count (a new one has nothing to go back to).
+    """
+    out = []
+    for d in deploys or []:
+        name = (d.get("metadata") or {}).get("name")
+        record = (recorded or {}).get(name) or {}
+        if not record.get("exists"):
+            continue
+        if (d.get("spec") or {}).get("template") != record.get("template"):
+            out.append(name)
+    return sorted(out)
+
+
+def pod_report(pod: dict[str, Any]) -> list[str]:
+    """Lines describing why a pod ended: phase, reason, and each container's termination."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    lines = [
+        f"pod {meta.get('name', '?')}: phase={status.get('phase', '?')}"
+        + (f" reason={status['reason']}" if status.get("reason") else "")
+        + (f" message={status['message']}" if status.get("message") else "")
+    ]
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = cs.get("state") or {}
+        last = cs.get("lastState") or {}
+        for label, st in (("state", state), ("last state", last)):
+            for kind, detail in st.items():
+                detail = detail or {}
+                parts = [f"container {cs.get('name', '?')} {label}: {kind}"]
+                for key in ("exitCode", "reason", "message"):
+                    if detail.get(key) not in (None, ""):
+                        parts.append(f"{key}={detail[key]}")
+                lines.append(" ".join(parts))
+    return lines
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "app_rollout_image": image_ref,
+            "app_rollout_job_name": job_name,
+            "app_rollout_deployment_state": deployment_state,
+            "app_rollout_deployment_states": deployment_states,
+            "app_rollout_job_state": job_state,
+            "app_rollout_container_images": container_images,
+            "app_rollout_pod_report": pod_report,
+            "app_rollout_changed_since": changed_since,
+        }
