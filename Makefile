@@ -65,11 +65,14 @@ images: deps venv
 kube: deps
 	tests/kube/build.sh
 
-lab: deps venv images
+# The nodes are hardened for real; the apps go to the lab's test control plane (kwok nodes).
+lab: deps venv images kube
 	$(BIN)/opsbook lab up --nodes $(LAB_NODES) --os $(LAB_OS)
+	$(BIN)/opsbook lab kube up
 	$(BIN)/opsbook site -i .opsbook/labs/lab/hosts.yml
 
 lab-down: venv
+	$(BIN)/opsbook lab kube down
 	$(BIN)/opsbook lab down
 
 lint: venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -16,6 +17,8 @@ from opsbook.paths import project_root
 
 ROOT = project_root()
 CONTENT_DIRS = ("roles", "playbooks", "molecule")
+# Plugins named in Python code or settings (callbacks such as ansible.posix.json).
+PLUGIN_REFERENCE = re.compile(r"\b([a-z_]+\.[a-z_]+)\.[a-z_0-9]+\b")
 FQCN = re.compile(r"^\s*-?\s*(?:name:\s*)?([a-z_]+\.[a-z_]+)\.[a-z_0-9]+:", re.MULTILINE)
 BUILTIN = {"ansible.builtin", "ansible.legacy"}
 
@@ -25,6 +28,7 @@ def _requirements() -> dict[str, SpecifierSet]:
     return {c["name"]: SpecifierSet(c["version"]) for c in data["collections"]}
 
 
+@functools.cache
 def _installed() -> dict[str, Version]:
     out = subprocess.run(
         ["ansible-galaxy", "collection", "list", "--format", "json"],
@@ -39,11 +43,15 @@ def _installed() -> dict[str, Version]:
     return found
 
 
+@functools.cache
 def _used_collections() -> set[str]:
     used: set[str] = set()
     for directory in CONTENT_DIRS:
         for path in (ROOT / directory).rglob("*.yml"):
             used.update(FQCN.findall(path.read_text()))
+    installed = set(_installed())
+    for path in [*(ROOT / "src").rglob("*.py"), *(ROOT / "molecule").rglob("*.yml")]:
+        used.update(c for c in PLUGIN_REFERENCE.findall(path.read_text()) if c in installed)
     return used - BUILTIN
 
 

@@ -35,6 +35,7 @@ def inventory_data(lab: Lab, key: Path) -> dict[str, object]:
                 ),
                 "opsbook_lab": True,
                 "opsbook_lab_name": lab.name,
+                "opsbook_lab_dir": str(lab.directory),
                 "opsbook_lab_controller_ip": lab.gateway,
             },
             "children": {

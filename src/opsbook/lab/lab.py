@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from opsbook.kube import pki
 from opsbook.lab import image, sshkeys
 from opsbook.lab.inventory import write_inventory
 from opsbook.lab.podman import PodmanError, podman
@@ -143,6 +144,7 @@ def up(name: str, specs: Sequence[NodeSpec], log: Log = print) -> Lab:
     for node in nodes:
         wait_for_ssh(node.ip, 22, SSH_WAIT_SECONDS)
     lab.directory.mkdir(parents=True, exist_ok=True)
+    _ensure_origin_certificate(lab.directory)
     (lab.directory / "lab.json").write_text(lab.to_json())
     write_inventory(lab.inventory, lab, key)
     log(f"lab {name}: {len(nodes)} node(s) up, inventory {lab.inventory}")
@@ -327,6 +329,21 @@ def _ensure_container(
         )
     except PodmanError as exc:
         raise LabError(f"could not start {container}: {exc}") from exc
+
+
+def _ensure_origin_certificate(directory: Path) -> None:
+    """A throwaway stand-in for the Cloudflare origin certificate (origin.crt/.key), so the
+    apps' TLS Secret can be created in the lab (inventory/lab/group_vars reads it)."""
+    if (directory / "origin.crt").exists():
+        return
+    ca = pki.CA(directory / "origin-ca", common_name="opsbook lab origin CA")
+    ca.issue(
+        "origin",
+        "*.myhoneydue.com",
+        dns=["*.myhoneydue.com", "myhoneydue.com"],
+        server=True,
+        directory=directory,
+    )
 
 
 def _install_key(container: str, key: Path) -> None:
