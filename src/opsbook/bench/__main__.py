@@ -18,7 +18,7 @@ from opsbook.bench.scenarios import HARDEN, Bench
 from opsbook.bench.stats import Measurement, Target, ratio
 from opsbook.paths import project_root
 
-ALL = ("cold", "noop", "refresh", "scaling", "driver")
+ALL = ("cold", "noop", "refresh", "scaling", "driver", "deploy")
 
 
 def targets(by_name: dict[str, Measurement]) -> list[Target]:
@@ -71,6 +71,7 @@ _METHODS = {
     "refresh": "refresh",
     "scaling": "scaling",
     "driver": "driver_overhead",
+    "deploy": "deploy",
 }
 
 if __name__ == "__main__":

@@ -14,12 +14,15 @@ import yaml
 from opsbook.bench.listserver import list_server
 from opsbook.bench.runs import Run, ansible_playbook, opsbook_cli
 from opsbook.bench.stats import Measurement
+from opsbook.kube.cli import directory as kube_dir
+from opsbook.kube.controlplane import ControlPlane
 from opsbook.lab import lab as labmod
 from opsbook.paths import project_root
 
 Log = Callable[[str], None]
 HARDEN = "harden.yml"
 REFRESH = "ufw-cf-refresh.yml"
+APPS = "apps.yml"
 # Three ranges that Cloudflare does not announce (documentation and test space is refused by
 # the role's validation, so these are ordinary public ranges) and two of the bundled ones to drop.
 ADDED_V4 = ["45.64.64.0/22", "185.122.0.0/22", "194.152.44.0/22"]
@@ -123,6 +126,25 @@ class Bench:
                 driver, index, opsbook_cli("harden", inventory).check("driver", expect_changed=0)
             )
         return [plain, driver]
+
+    def deploy(self) -> list[Measurement]:
+        """A release rolled on the test control plane: migration Job, then every Deployment
+        updated and Available (kwok nodes). Releases alternate so every run rolls."""
+        m = Measurement("deploy_release", "deploy a release on the test control plane (kwok)")
+        lab = self.lab(3)  # the lab inventory points the apps at kube/<lab name>/kubeconfig
+        plane = ControlPlane(kube_dir(lab.name), name=lab.name, log=self.log)
+        plane.start()
+        try:
+            ansible_playbook(APPS, lab.inventory, {"app_release": "bench-0"}).check("first deploy")
+            for index in range(self.runs + 1):
+                release = {"app_release": f"bench-{index + 1}"}
+                run = ansible_playbook(APPS, lab.inventory, release).check("deploy")
+                if run.total_changed == 0:
+                    raise RuntimeError("a new release changed nothing")
+                self._sample(m, index, run)
+        finally:
+            plane.remove()
+        return [m]
 
     def _sample(self, m: Measurement, index: int, run: Run) -> None:
         label = "warm-up" if index == 0 else f"run {index}/{self.runs}"
