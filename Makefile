@@ -85,16 +85,13 @@ lint: venv
 pytest: deps venv images kube
 	$(BIN)/pytest -q --durations=15
 
-# Every molecule scenario: roles/<role>/molecule/<scenario> and molecule/<scenario>.
+# Every molecule scenario: roles/<role>/molecule/<scenario> and molecule/<scenario>, run
+# MOLECULE_JOBS at a time (each has its own lab); logs in .cache/molecule-logs/.
 MOLECULE_SCENARIOS := $(sort $(wildcard roles/*/molecule/*/molecule.yml) $(wildcard molecule/*/molecule.yml))
+MOLECULE_JOBS ?= 2
 molecule: deps venv images kube
-	@for m in $(MOLECULE_SCENARIOS); do \
-		dir=$$(dirname $$m); scenario=$$(basename $$dir); project=$$(dirname $$(dirname $$dir)); \
-		start=$$(date +%s); \
-		echo "=== molecule test -s $$scenario (in $$project)"; \
-		(cd $$project && $(BIN)/molecule test -s $$scenario) || exit 1; \
-		echo "  molecule $$dir $$(( $$(date +%s) - start ))s" >> $(TIMES); \
-	done
+	@printf '%s\n' $(MOLECULE_SCENARIOS) | xargs -P $(MOLECULE_JOBS) -n 1 tests/molecule-scenario \
+		| tee -a $(TIMES)
 
 test: | $(STAMPS)
 	@: > $(TIMES)
