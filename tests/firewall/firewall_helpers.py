@@ -172,7 +172,13 @@ def run_playbook(
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     return subprocess.run(
-        cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, check=False
+        cmd,
+        capture_output=True,
+        text=True,
+        env=ansible_env(env),
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -215,7 +221,9 @@ def node_state(lab: object, node: str) -> NodeState:
         f"cat /var/lib/opsbook/firewall-cloudflare.json 2>/dev/null; echo {SEP}; ufw status"
     )
     cmd = labmod.ssh_command(lab, node, ["sudo", "sh", "-c", shlex.quote(script)])  # type: ignore[arg-type]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, timeout=60, stdin=subprocess.DEVNULL
+    )
     parts = proc.stdout.split(SEP + "\n")
     assert len(parts) == 4, proc.stdout
     return NodeState(*parts)

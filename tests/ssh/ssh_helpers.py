@@ -55,6 +55,7 @@ def playbook(lab: labmod.Lab, node: str, *args: str) -> Run:
         env=env,
         timeout=900,
         check=False,
+        stdin=subprocess.DEVNULL,
     )
     return Run(proc.returncode, proc.stdout + proc.stderr)
 
@@ -74,6 +75,7 @@ def ssh(lab: labmod.Lab, node: str, port: int, command: str) -> subprocess.Compl
         text=True,
         timeout=60,
         check=False,
+        stdin=subprocess.DEVNULL,
     )
 
 

@@ -221,6 +221,8 @@ def wait_for_ssh(ip: str, port: int, timeout: float) -> None:
             capture_output=True,
             text=True,
             check=False,
+            # ssh sets O_NONBLOCK on an inherited stdin, which later breaks ansible-playbook.
+            stdin=subprocess.DEVNULL,
         )
         if proc.returncode == 0:
             return
