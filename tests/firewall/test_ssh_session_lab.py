@@ -37,6 +37,16 @@ def ssh(lab, *command: str, port: int = 22) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def test_check_mode_on_a_fresh_node_shows_the_plan_and_installs_nothing(lab):
+    # Runs first, while the node is fresh: ufw is not installed yet.
+    proc = run_playbook(lab.inventory, FIREWALL, {"ssh_port": 22}, "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert recap(proc.stdout)["node1"]["changed"] > 0
+    assert "443  # opsbook:firewall:cloudflare" in proc.stdout  # the planned rules, as a diff
+    installed = ssh(lab, "dpkg-query", "-W", "-f=${Status}", "ufw")
+    assert "install ok installed" not in installed.stdout
+
+
 def test_enabling_ufw_keeps_the_live_session(lab):
     assert ssh(lab, "command -v ufw || echo none").stdout.strip() == "none"  # fresh node
     node = lab.node("node1")

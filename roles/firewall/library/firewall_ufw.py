@@ -550,7 +550,8 @@ class Ufw:
         self.module = module
         self.ufw_dir = ufw_dir
         self.default_file = default_file
-        self.ufw = module.get_bin_path("ufw", required=True)
+        # Check mode on a node where the role has not installed ufw yet: plan against no rules.
+        self.ufw = module.get_bin_path("ufw", required=not module.check_mode)
 
     def read(self):
         rules = []
@@ -559,8 +560,10 @@ class Ufw:
             if os.path.exists(path):
                 with open(path, encoding="utf-8") as handle:
                     rules += parse_rules_file(handle.read(), v6)
-        with open(self.default_file, encoding="utf-8") as handle:
-            defaults = read_defaults(handle.read())
+        defaults = {}
+        if self.ufw or not self.module.check_mode:
+            with open(self.default_file, encoding="utf-8") as handle:
+                defaults = read_defaults(handle.read())
         conf = os.path.join(self.ufw_dir, "ufw.conf")
         enabled_conf = False
         if os.path.exists(conf):
