@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""Read, in one module run, everything the fail2ban role decides on (never changes anything)."""
+"""Read, in one module run, what a role decides on: packages, paths, files, units, commands.
+
+Shared by the firewall, fail2ban and unattended_upgrades roles (meta dependency on node_probe).
+It never changes anything."""
 
 from __future__ import annotations
 
@@ -9,8 +12,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: fail2ban_probe
-short_description: Read-only probe of the fail2ban role - packages, files, units, commands
+module: node_probe
+short_description: Read-only probe of a node - packages, paths, files, units, commands
 description:
   - One module run instead of a task per question, so a run with nothing to do costs one
     round trip. Nothing on the host is changed; check mode runs it the same way.

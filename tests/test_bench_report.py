@@ -1,0 +1,77 @@
+"""The benchmark's arithmetic and report: targets, ratios, results.json and the README table.
+
+The measurements themselves need the lab and run in `make bench`, never in the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from opsbook.bench import report
+from opsbook.bench.__main__ import targets
+from opsbook.bench.stats import Measurement
+
+MACHINE = {
+    "machine": {"cores": 2, "cpu": "test cpu", "memory_gib": 24},
+    "versions": {"opsbook": "0.0", "ansible-core": "2.19"},
+}
+
+
+def _m(name: str, *samples: float) -> Measurement:
+    return Measurement(name, name.replace("_", " "), list(samples))
+
+
+def test_median_min_max_ignore_sample_order() -> None:
+    data = _m("x", 9.0, 1.0, 5.0, 3.0, 7.0).to_json()
+    assert (data["median"], data["min"], data["max"]) == (5.0, 1.0, 9.0)
+
+
+def test_targets_compare_medians_and_ratios_against_their_limits() -> None:
+    found = {
+        t.name: t
+        for t in targets(
+            {
+                m.name: m
+                for m in [
+                    _m("harden_noop_3", 10, 12, 11),
+                    _m("harden_noop_12", 30, 31, 29),
+                    _m("refresh_noop_3", 3, 4, 5),
+                    _m("harden_noop_3_opsbook", 10.4, 10.5, 10.6),
+                    _m("harden_noop_3_ansible", 10, 10, 10),
+                ]
+            }
+        )
+    }
+    assert found["no-op harden, 3 nodes (s)"].met
+    assert found["no-op refresh, 3 nodes (s)"].value == 4
+    scaling = found["no-op 12 nodes / 3 nodes"]
+    assert round(scaling.value, 3) == round(30 / 11, 3)
+    assert not scaling.met
+    overhead = found["driver overhead (opsbook / ansible-playbook)"]
+    assert round(overhead.value, 2) == 1.05
+    assert not overhead.met
+
+
+def test_only_measured_targets_are_reported() -> None:
+    assert [t.name for t in targets({"refresh_noop_3": _m("refresh_noop_3", 2)})] == [
+        "no-op refresh, 3 nodes (s)"
+    ]
+
+
+def test_write_replaces_only_the_marked_readme_section(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.BEGIN}\nold table\n{report.END}\noutro\n")
+    slow = {"no-op": [{"task": "Read the rules", "seconds": 1.5}]}
+    data = report.results(MACHINE, [_m("harden_noop_3", 11, 12, 13)], [], slow, 3)
+    report.write(data, tmp_path / "bench" / "results.json", readme)
+
+    text = readme.read_text()
+    assert text.startswith("intro\n")
+    assert text.endswith(f"{report.END}\noutro\n")
+    assert "old table" not in text
+    assert "| harden noop 3 | 12 | 11 | 13 |" in text
+    assert "1. Read the rules: 1.5" in text
+    saved = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert saved["measurements"][0]["samples"] == [11, 12, 13]
+    assert saved["runs_per_figure"] == 3
