@@ -75,3 +75,10 @@ def test_write_replaces_only_the_marked_readme_section(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert saved["measurements"][0]["samples"] == [11, 12, 13]
     assert saved["runs_per_figure"] == 3
+
+
+def test_scaling_rows_show_seconds_per_node() -> None:
+    m = _m("harden_noop_12", 24, 24, 24)
+    m.notes["seconds_per_node"] = 2.0
+    table = report.markdown(report.results(MACHINE, [m], [], {}, 3))
+    assert "| harden noop 12 (2.0 s per node) | 24 | 24 | 24 |" in table

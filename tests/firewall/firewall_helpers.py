@@ -234,13 +234,3 @@ def lab_states(lab: object) -> dict[str, NodeState]:
     names = [n.name for n in lab.nodes]  # type: ignore[attr-defined]
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         return dict(zip(names, pool.map(lambda name: node_state(lab, name), names), strict=True))
-
-
-def recap(stdout: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host."""
-    out: dict[str, dict[str, int]] = {}
-    for line in stdout.split("PLAY RECAP", 1)[-1].splitlines():
-        if ":" in line and "ok=" in line:
-            host, _, counters = line.partition(":")
-            out[host.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in counters.split())}
-    return out

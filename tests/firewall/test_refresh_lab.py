@@ -24,11 +24,11 @@ from firewall_helpers import (
     Route,
     ansible_env,
     lab_states,
-    recap,
     run_playbook,
 )
 
 from opsbook.lab import lab as labmod
+from play_recap import recap
 
 pytestmark = pytest.mark.lab
 

@@ -11,10 +11,11 @@ import threading
 import time
 
 import pytest
-from firewall_helpers import FIREWALL, node_state, recap, run_playbook
+from firewall_helpers import FIREWALL, node_state, run_playbook
 
 from opsbook.lab import lab as labmod
 from opsbook.lab import sshkeys
+from play_recap import recap
 
 pytestmark = pytest.mark.lab
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import threading
@@ -17,13 +16,9 @@ from opsbook.lab import lab as labmod
 from opsbook.lab import sshkeys
 from opsbook.lab.image import LAB_USER
 from opsbook.paths import project_root
+from play_recap import recap
 
 PLAYBOOK = Path(__file__).resolve().parent / "ssh.yml"
-RECAP_RE = re.compile(
-    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
-    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
-    re.MULTILINE,
-)
 
 
 @dataclass
@@ -32,10 +27,9 @@ class Run:
     out: str
 
     def recap(self, host: str) -> dict[str, int]:
-        for match in RECAP_RE.finditer(self.out):
-            if match["host"] == host:
-                return {k: int(v) for k, v in match.groupdict().items() if k != "host"}
-        raise AssertionError(f"no PLAY RECAP line for {host}:\n{self.out[-3000:]}")
+        counters = recap(self.out)
+        assert host in counters, f"no PLAY RECAP line for {host}:\n{self.out[-3000:]}"
+        return counters[host]
 
 
 def playbook(lab: labmod.Lab, node: str, *args: str) -> Run:

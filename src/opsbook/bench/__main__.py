@@ -8,8 +8,10 @@ exits 0 even when a target is missed (the report says which); a benchmark whose 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 
 from opsbook.bench import machine, report
 from opsbook.bench.profile import slowest_tasks
@@ -40,8 +42,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m opsbook.bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="samples per figure (default 5)")
     parser.add_argument("--only", action="append", choices=ALL, help="run only these")
-    parser.add_argument("--out", default=str(project_root() / "bench" / "results.json"))
+    parser.add_argument(
+        "--out",
+        help="results file (default bench/results.json; bench/results-partial.json with --only)",
+    )
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the README table from --out's results"
+    )
     args = parser.parse_args(argv)
+    partial = bool(args.only) and set(args.only) != set(ALL)
+    name = "results-partial.json" if partial else "results.json"
+    out = Path(args.out or project_root() / "bench" / name)
+    if args.render:
+        data = json.loads(out.read_text())
+        report.render(data, project_root() / "README.md")
+        print(report.markdown(data))
+        return 0
     chosen = args.only or list(ALL)
     bench = Bench(runs=args.runs)
     measurements: list[Measurement] = []
@@ -60,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {m.name: m for m in measurements}
     data = report.results(machine.describe(), measurements, targets(by_name), slowest, args.runs)
     data["total_seconds"] = round(time.monotonic() - started, 1)
-    report.write(data, project_root() / args.out, project_root() / "README.md")
+    # a partial run never replaces the committed results or the README table
+    report.write(data, out, None if partial else project_root() / "README.md")
     print(report.markdown(data))
     return 0
 

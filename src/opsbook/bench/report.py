@@ -40,7 +40,9 @@ def markdown(data: dict[str, Any]) -> str:
         "| --- | --- | --- | --- |",
     ]
     for m in data["measurements"]:
-        lines.append(f"| {m['description']} | {m['median']} | {m['min']} | {m['max']} |")
+        per_node = m.get("notes", {}).get("seconds_per_node")
+        what = m["description"] + (f" ({per_node} s per node)" if per_node else "")
+        lines.append(f"| {what} | {m['median']} | {m['min']} | {m['max']} |")
     lines += ["", "| target | value | limit | met |", "| --- | --- | --- | --- |"]
     for t in data["targets"]:
         lines.append(
@@ -52,9 +54,15 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write(data: dict[str, Any], out: Path, readme: Path) -> None:
+def write(data: dict[str, Any], out: Path, readme: Path | None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n")
+    if readme is not None:
+        render(data, readme)
+
+
+def render(data: dict[str, Any], readme: Path) -> None:
+    """Replace the README's Performance table (between the markers) with `data`'s."""
     text = readme.read_text()
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
