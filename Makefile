@@ -20,8 +20,9 @@ export OPSBOOK_ROOT := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
 # Debian packages the lab and the tests need on the controller.
+# systemd: `systemd-analyze verify` checks the units `opsbook schedule` installs (tests/firewall)
 APT_PACKAGES := podman runc debootstrap uidmap iptables openssh-client ssh-audit time \
-	git make curl ca-certificates postgresql rclone
+	git make curl ca-certificates postgresql rclone systemd
 
 .PHONY: help deps venv images kube lab lab-down lint docs pytest molecule test bench lock \
 	collections clean

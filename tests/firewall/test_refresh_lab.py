@@ -290,8 +290,7 @@ def test_scheduled_command_exits_non_zero_and_posts(lab, cf_server, lock_file, t
     help_text = subprocess.run(
         [str(schedule.opsbook_executable()), "--help"], capture_output=True, text=True, check=False
     ).stdout
-    if "cf-refresh" not in help_text:
-        pytest.skip("`opsbook cf-refresh` is not wired into the CLI yet")
+    assert "cf-refresh" in help_text, help_text
     cf_server.serve_lists(CF_V4, CF_V6)
     cf_server.routes["/client/v4/ips"] = Route(body=_json_doc(CF_V4, CF_V6, success=False))
     extra = {
