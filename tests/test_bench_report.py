@@ -6,9 +6,11 @@ The measurements themselves need the lab and run in `make bench`, never in the t
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
-from opsbook.bench import report
+from opsbook.bench import cpu, report
 from opsbook.bench.__main__ import targets
 from opsbook.bench.stats import Measurement
 
@@ -18,8 +20,8 @@ MACHINE = {
 }
 
 
-def _m(name: str, *samples: float) -> Measurement:
-    return Measurement(name, name.replace("_", " "), list(samples))
+def _m(name: str, *samples: float, cpu: tuple[float, ...] = ()) -> Measurement:
+    return Measurement(name, name.replace("_", " "), list(samples), cpu_samples=list(cpu))
 
 
 def test_median_min_max_ignore_sample_order() -> None:
@@ -34,13 +36,14 @@ def test_targets_compare_medians_and_ratios_against_their_limits() -> None:
             {
                 m.name: m
                 for m in [
-                    _m("harden_noop_3", 10, 12, 11),
-                    _m("harden_noop_12", 30, 31, 29),
+                    _m("harden_noop_3", 10, 12, 11, cpu=(15, 16, 14)),
+                    _m("harden_noop_12", 30, 31, 29, cpu=(58, 60, 62)),
                     _m("refresh_noop_3", 3, 4, 5),
                     _m("harden_noop_3_opsbook", 10.4, 10.5, 10.6),
                     _m("harden_noop_3_ansible", 10, 10, 10),
                 ]
-            }
+            },
+            cores=2,
         )
     }
     assert found["no-op harden, 3 nodes (s)"].met
@@ -48,13 +51,17 @@ def test_targets_compare_medians_and_ratios_against_their_limits() -> None:
     scaling = found["no-op 12 nodes / 3 nodes"]
     assert round(scaling.value, 3) == round(30 / 11, 3)
     assert not scaling.met
+    # 60 CPU-seconds on 2 cores: at least 30 s here, 2.7 times the 3-node median of 11 s
+    assert "60.0 CPU-seconds" in scaling.why
+    assert "4.0 times the 3-node run's 15.0" in scaling.why
+    assert "under 30.0 s here (2.7 times" in scaling.why
     overhead = found["driver overhead (opsbook / ansible-playbook)"]
     assert round(overhead.value, 2) == 1.05
     assert not overhead.met
 
 
 def test_only_measured_targets_are_reported() -> None:
-    assert [t.name for t in targets({"refresh_noop_3": _m("refresh_noop_3", 2)})] == [
+    assert [t.name for t in targets({"refresh_noop_3": _m("refresh_noop_3", 2)}, 2)] == [
         "no-op refresh, 3 nodes (s)"
     ]
 
@@ -82,3 +89,31 @@ def test_scaling_rows_show_seconds_per_node() -> None:
     m.notes["seconds_per_node"] = 2.0
     table = report.markdown(report.results(MACHINE, [m], [], {}, 3))
     assert "| harden noop 12 (2.0 s per node) | 24 | 24 | 24 |" in table
+
+
+def test_a_missed_target_says_why_in_the_json_and_the_table() -> None:
+    big = _m("harden_noop_12", 40, cpu=(80,))
+    small = _m("harden_noop_3", 10, cpu=(20,))
+    found = targets({m.name: m for m in (big, small)}, cores=2)
+    data = report.results(MACHINE, [big, small], found, {}, 1)
+    (scaling,) = [t for t in data["targets"] if t["name"] == "no-op 12 nodes / 3 nodes"]
+    assert scaling["met"] is False
+    assert scaling["why"].startswith("CPU-bound here")
+    assert f"Missed, no-op 12 nodes / 3 nodes: {scaling['why']}." in report.markdown(data)
+    assert "| harden noop 3 | 10 | 10 | 10 | 20 |" in report.markdown(data)
+
+
+def test_busy_cpu_seconds_count_every_busy_field_but_idle_and_iowait(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text(f"cpu  {ticks} {ticks} {ticks} 999999 999999 {ticks} {ticks} {ticks} 7 7\n")
+    assert cpu.busy_seconds(stat) == 6.0
+
+
+def test_busy_cpu_seconds_grow_while_this_process_works() -> None:
+    before = cpu.busy_seconds()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert cpu.busy_seconds() - before >= 0.2

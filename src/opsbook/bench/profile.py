@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from opsbook.bench.runs import BenchError
 from opsbook.driver import Event, RunSpec, run_playbook
 from opsbook.paths import playbooks_dir
 
@@ -25,6 +26,6 @@ def slowest_tasks(playbook: str, inventory: Path, top: int = 5) -> list[dict[str
         on_event=on_event,
     )
     if result.exit_code != 0:
-        raise RuntimeError(f"profiling run of {playbook} failed: {result.failures}")
+        raise BenchError(f"profiling run of {playbook} failed: {result.failures}")
     ranked = sorted(longest.items(), key=lambda item: item[1], reverse=True)[:top]
     return [{"task": task, "seconds": round(seconds, 3)} for task, seconds in ranked]

@@ -36,18 +36,29 @@ def markdown(data: dict[str, Any]) -> str:
         f"ansible-core {data['versions']['ansible-core']}; median of "
         f"{data['runs_per_figure']} runs after a warm-up.",
         "",
-        "| measurement | median s | min s | max s |",
-        "| --- | --- | --- | --- |",
+        "| measurement | median s | min s | max s | CPU s |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for m in data["measurements"]:
         per_node = m.get("notes", {}).get("seconds_per_node")
         what = m["description"] + (f" ({per_node} s per node)" if per_node else "")
-        lines.append(f"| {what} | {m['median']} | {m['min']} | {m['max']} |")
-    lines += ["", "| target | value | limit | met |", "| --- | --- | --- | --- |"]
+        cpu = m.get("cpu_median", "")
+        lines.append(f"| {what} | {m['median']} | {m['min']} | {m['max']} | {cpu} |")
+    lines += [
+        "",
+        "CPU s: the machine's busy CPU-seconds during a run (median; all cores, controller and "
+        "lab nodes together).",
+        "",
+        "| target | value | limit | met |",
+        "| --- | --- | --- | --- |",
+    ]
     for t in data["targets"]:
         lines.append(
             f"| {t['name']} | {t['value']} | < {t['limit']} | {'yes' if t['met'] else '**no**'} |"
         )
+    for t in data["targets"]:
+        if not t["met"] and t.get("why"):
+            lines += ["", f"Missed, {t['name']}: {t['why']}."]
     for run, tasks in data["slowest_tasks"].items():
         lines += ["", f"Five slowest tasks, {run} (seconds, slowest host):", ""]
         lines += [f"1. {t['task']}: {t['seconds']}" for t in tasks]

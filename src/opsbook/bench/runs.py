@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsbook.bench.cpu import busy_seconds
 from opsbook.paths import playbooks_dir, project_root
 
 
@@ -25,6 +26,8 @@ class Run:
     returncode: int
     changed: dict[str, int]
     failed: dict[str, int]
+    # machine-wide busy CPU seconds during the run (controller and lab nodes; see cpu.py)
+    cpu_seconds: float = 0.0
 
     @property
     def total_changed(self) -> int:
@@ -73,9 +76,9 @@ def ansible_playbook(
         *args,
     ]
     env = _env({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), busy_seconds()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, busy_seconds() - cpu
     try:
         stats = json.loads(proc.stdout)["stats"]
     except (ValueError, KeyError) as exc:
@@ -86,6 +89,7 @@ def ansible_playbook(
         proc.returncode,
         {h: s["changed"] for h, s in stats.items()},
         {h: s["failures"] + s["unreachable"] for h, s in stats.items()},
+        cpu,
     )
 
 
@@ -97,9 +101,9 @@ def opsbook_cli(
 ) -> Run:
     cmd = [_bin("opsbook"), command, "-i", str(inventory), "--json", *_extra_args(extra_vars)]
     cmd += list(args)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), busy_seconds()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, busy_seconds() - cpu
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     summary = next((e for e in reversed(lines) if e.get("event") == "summary"), None)
     if summary is None:
@@ -110,4 +114,5 @@ def opsbook_cli(
         proc.returncode,
         {h: c["changed"] for h, c in hosts.items()},
         {h: c["failed"] + c["unreachable"] for h, c in hosts.items()},
+        cpu,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from opsbook.bench.listserver import list_server
-from opsbook.bench.runs import Run, ansible_playbook, opsbook_cli
+from opsbook.bench.runs import BenchError, Run, ansible_playbook, opsbook_cli
 from opsbook.bench.stats import Measurement
 from opsbook.kube.cli import directory as kube_dir
 from opsbook.kube.controlplane import ControlPlane
@@ -42,9 +42,9 @@ class Bench:
             name = f"bench-{nodes}"
             labmod.down(name, log=lambda _m: None)
             lab = labmod.up(name, labmod.default_specs(nodes, "debian12"), log=self.log)
+            self.labs[nodes] = lab  # teardown removes it even when the converge fails
             self.log(f"converging {name} once")
             ansible_playbook(HARDEN, lab.inventory).check(f"first converge of {name}")
-            self.labs[nodes] = lab
         return self.labs[nodes]
 
     def teardown(self) -> None:
@@ -96,7 +96,7 @@ class Bench:
                 back = ansible_playbook(REFRESH, inventory, extra).check("refresh to A")
                 for run in (forward, back):
                     if run.total_changed == 0:
-                        raise RuntimeError("a list change made no change on the nodes")
+                        raise BenchError("a list change made no change on the nodes")
                 self._sample(change, index, forward)
         return [noop, change]
 
@@ -140,7 +140,7 @@ class Bench:
                 release = {"app_release": f"bench-{index + 1}"}
                 run = ansible_playbook(APPS, lab.inventory, release).check("deploy")
                 if run.total_changed == 0:
-                    raise RuntimeError("a new release changed nothing")
+                    raise BenchError("a new release changed nothing")
                 self._sample(m, index, run)
         finally:
             plane.remove()
@@ -148,9 +148,10 @@ class Bench:
 
     def _sample(self, m: Measurement, index: int, run: Run) -> None:
         label = "warm-up" if index == 0 else f"run {index}/{self.runs}"
-        self.log(f"{m.name}: {label}: {run.seconds:.2f}s")
+        self.log(f"{m.name}: {label}: {run.seconds:.2f}s (CPU {run.cpu_seconds:.1f}s)")
         if index:
             m.samples.append(run.seconds)
+            m.cpu_samples.append(run.cpu_seconds)
 
 
 def _bundled_ranges() -> dict[str, list[str]]:

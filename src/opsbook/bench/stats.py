@@ -15,6 +15,8 @@ class Measurement:
     description: str
     samples: list[float] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    # machine-wide busy CPU seconds of each sample (controller and lab nodes together)
+    cpu_samples: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -29,6 +31,14 @@ class Measurement:
             "median": round(self.median, 3),
             "min": round(min(self.samples), 3),
             "max": round(max(self.samples), 3),
+            **(
+                {
+                    "cpu_samples": [round(c, 2) for c in self.cpu_samples],
+                    "cpu_median": round(statistics.median(self.cpu_samples), 2),
+                }
+                if self.cpu_samples
+                else {}
+            ),
             **({"notes": self.notes} if self.notes else {}),
         }
 
@@ -40,6 +50,8 @@ class Target:
     name: str
     value: float
     limit: float
+    # what the measurements say about a miss (empty when met or nothing is known)
+    why: str = ""
 
     @property
     def met(self) -> bool:
@@ -51,7 +63,13 @@ class Target:
             "value": round(self.value, 3),
             "limit": self.limit,
             "met": self.met,
+            **({"why": self.why} if self.why and not self.met else {}),
         }
+
+
+def cpu_median(m: Measurement) -> float:
+    """Median machine-wide busy CPU seconds of the samples (0 when not measured)."""
+    return statistics.median(m.cpu_samples) if m.cpu_samples else 0.0
 
 
 def ratio(numerator: Measurement, denominator: Measurement) -> float:
