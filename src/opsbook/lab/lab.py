@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from opsbook.kube import pki
-from opsbook.lab import image, sshkeys
+from opsbook.lab import hostlimits, image, sshkeys
 from opsbook.lab.inventory import write_inventory
 from opsbook.lab.podman import PodmanError, podman
 from opsbook.paths import state_dir
@@ -129,6 +129,10 @@ def up(name: str, specs: Sequence[NodeSpec], log: Log = print) -> Lab:
         raise LabError(f"duplicate node names in {names}")
     images = {s.os: image.ensure_image(s.os, log) for s in specs}
     key = sshkeys.ensure_key()
+    try:
+        hostlimits.ensure_inotify(log)
+    except hostlimits.HostLimitError as exc:
+        raise LabError(str(exc)) from exc
     with _lock():
         network, subnet, gateway = _ensure_network(name)
         hosts = list(ipaddress.ip_network(subnet).hosts())
@@ -352,6 +356,13 @@ def _install_key(container: str, key: Path) -> None:
     """Bootstrap only: put the lab's public key in place (every later step uses real SSH)."""
     pub = Path(str(key) + ".pub").read_text()
     user = image.LAB_USER
+    state = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", container)
+    status, _, code = state.stdout.strip().partition(" ")
+    if status != "running":
+        raise LabError(
+            f"{container} is {status} (exit code {code}) right after starting; "
+            f"`podman logs {container}` may say why"
+        )
     podman(
         "exec",
         "-i",
