@@ -18,6 +18,8 @@ from opsbook.bench.profile import slowest_tasks
 from opsbook.bench.runs import BenchError
 from opsbook.bench.scenarios import HARDEN, Bench
 from opsbook.bench.stats import Measurement, Target, cpu_median, ratio
+from opsbook.lab.lab import LabError
+from opsbook.lab.podman import PodmanError
 from opsbook.paths import project_root
 
 ALL = ("cold", "noop", "refresh", "scaling", "driver", "deploy")
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             measurements += getattr(bench, _METHODS[part])()
         lab3 = bench.lab(3)
         slowest["no-op harden.yml, 3 nodes"] = slowest_tasks(HARDEN, lab3.inventory)
-    except BenchError as exc:
+    except (BenchError, LabError, PodmanError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     finally:
