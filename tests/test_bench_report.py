@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from opsbook.bench import cpu, report
+from opsbook.bench.__main__ import main as bench_main
 from opsbook.bench.__main__ import targets
 from opsbook.bench.stats import Measurement
 
@@ -36,8 +37,9 @@ def test_targets_compare_medians_and_ratios_against_their_limits() -> None:
             {
                 m.name: m
                 for m in [
-                    _m("harden_noop_3", 10, 12, 11, cpu=(15, 16, 14)),
-                    _m("harden_noop_12", 30, 31, 29, cpu=(58, 60, 62)),
+                    _m("harden_noop_3", 9, 9, 9),
+                    _m("scaling_noop_3", 10, 12, 11, cpu=(15, 16, 14)),
+                    _m("scaling_noop_12", 30, 31, 29, cpu=(58, 60, 62)),
                     _m("refresh_noop_3", 3, 4, 5),
                     _m("harden_noop_3_opsbook", 10.4, 10.5, 10.6),
                     _m("harden_noop_3_ansible", 10, 10, 10),
@@ -46,6 +48,8 @@ def test_targets_compare_medians_and_ratios_against_their_limits() -> None:
             cores=2,
         )
     }
+    # the quiet no-op, not the scaling run's 3-node figure (taken beside 18 other nodes)
+    assert found["no-op harden, 3 nodes (s)"].value == 9
     assert found["no-op harden, 3 nodes (s)"].met
     assert found["no-op refresh, 3 nodes (s)"].value == 4
     scaling = found["no-op 12 nodes / 3 nodes"]
@@ -85,22 +89,22 @@ def test_write_replaces_only_the_marked_readme_section(tmp_path: Path) -> None:
 
 
 def test_scaling_rows_show_seconds_per_node() -> None:
-    m = _m("harden_noop_12", 24, 24, 24)
+    m = _m("scaling_noop_12", 24, 24, 24)
     m.notes["seconds_per_node"] = 2.0
     table = report.markdown(report.results(MACHINE, [m], [], {}, 3))
-    assert "| harden noop 12 (2.0 s per node) | 24 | 24 | 24 |" in table
+    assert "| scaling noop 12 (2.0 s per node) | 24 | 24 | 24 |  |" in table
 
 
 def test_a_missed_target_says_why_in_the_json_and_the_table() -> None:
-    big = _m("harden_noop_12", 40, cpu=(80,))
-    small = _m("harden_noop_3", 10, cpu=(20,))
+    big = _m("scaling_noop_12", 40, cpu=(80,))
+    small = _m("scaling_noop_3", 10, cpu=(20,))
     found = targets({m.name: m for m in (big, small)}, cores=2)
     data = report.results(MACHINE, [big, small], found, {}, 1)
     (scaling,) = [t for t in data["targets"] if t["name"] == "no-op 12 nodes / 3 nodes"]
     assert scaling["met"] is False
     assert scaling["why"].startswith("CPU-bound here")
     assert f"Missed, no-op 12 nodes / 3 nodes: {scaling['why']}." in report.markdown(data)
-    assert "| harden noop 3 | 10 | 10 | 10 | 20 |" in report.markdown(data)
+    assert "| scaling noop 3 | 10 | 10 | 10 | 20 |" in report.markdown(data)
 
 
 def test_busy_cpu_seconds_count_every_busy_field_but_idle_and_iowait(tmp_path: Path) -> None:
@@ -117,3 +121,20 @@ def test_busy_cpu_seconds_grow_while_this_process_works() -> None:
     while time.process_time() < deadline:
         pass
     assert cpu.busy_seconds() - before >= 0.2
+
+
+def test_render_recomputes_the_targets_from_the_stored_samples(tmp_path: Path) -> None:
+    measured = [_m("harden_noop_3", 20, 21, 22, cpu=(30, 31, 32))]
+    stale = report.results(MACHINE, measured, [], {}, 3)  # written before a target existed
+    assert Measurement.from_json(stale["measurements"][0]) == measured[0]
+    stale["targets"] = [{"name": "old rule", "value": 1, "limit": 2, "met": True}]
+    out = tmp_path / "results.json"
+    out.write_text(json.dumps(stale))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.BEGIN}\n{report.END}\n")
+
+    assert bench_main(["--render", "--out", str(out)], readme) == 0
+
+    (target,) = json.loads(out.read_text())["targets"]
+    assert target == {"name": "no-op harden, 3 nodes (s)", "value": 21, "limit": 15, "met": False}
+    assert "| no-op harden, 3 nodes (s) | 21 | < 15 | **no** |" in readme.read_text()

@@ -105,7 +105,8 @@ class Bench:
 
     def scaling(self, sizes: tuple[int, ...] = (3, 6, 12)) -> list[Measurement]:
         per_size = {
-            n: Measurement(f"harden_noop_{n}", f"no-op harden.yml on {n} nodes") for n in sizes
+            n: Measurement(f"scaling_noop_{n}", f"scaling: no-op harden.yml on {n} nodes")
+            for n in sizes
         }
         for n in sizes:
             self.lab(n)

@@ -22,6 +22,16 @@ class Measurement:
     def median(self) -> float:
         return statistics.median(self.samples)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Measurement:
+        return cls(
+            data["name"],
+            data["description"],
+            list(data["samples"]),
+            dict(data.get("notes", {})),
+            list(data.get("cpu_samples", [])),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
