@@ -79,8 +79,8 @@ lab-down: venv
 lint: venv
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests roles
+	$(BIN)/ruff format --check src tests roles
 	$(BIN)/python -m opsbook.roledocs --check
 
 pytest: deps venv images kube
