@@ -61,6 +61,15 @@ def _extra_args(extra_vars: Mapping[str, object] | None) -> list[str]:
     return ["-e", json.dumps(dict(extra_vars))] if extra_vars else []
 
 
+def _timed(
+    cmd: list[str], env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run `cmd`; return it with its wall seconds and the machine's busy CPU-seconds meanwhile."""
+    started, cpu = time.perf_counter(), busy_seconds()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    return proc, time.perf_counter() - started, busy_seconds() - cpu
+
+
 def ansible_playbook(
     playbook: str,
     inventory: Path,
@@ -75,10 +84,7 @@ def ansible_playbook(
         *_extra_args(extra_vars),
         *args,
     ]
-    env = _env({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
-    started, cpu = time.perf_counter(), busy_seconds()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    seconds, cpu = time.perf_counter() - started, busy_seconds() - cpu
+    proc, seconds, cpu = _timed(cmd, _env({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}))
     try:
         stats = json.loads(proc.stdout)["stats"]
     except (ValueError, KeyError) as exc:
@@ -101,9 +107,7 @@ def opsbook_cli(
 ) -> Run:
     cmd = [_bin("opsbook"), command, "-i", str(inventory), "--json", *_extra_args(extra_vars)]
     cmd += list(args)
-    started, cpu = time.perf_counter(), busy_seconds()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
-    seconds, cpu = time.perf_counter() - started, busy_seconds() - cpu
+    proc, seconds, cpu = _timed(cmd, _env())
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     summary = next((e for e in reversed(lines) if e.get("event") == "summary"), None)
     if summary is None:
