@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsbook.kube.controlplane import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CS_FILES = ROOT / "roles" / "cluster_security" / "files"
 BACKUP_SH = CS_FILES / "backup.sh"
@@ -27,12 +29,6 @@ VENV_BIN = Path(sys.executable).parent
 # Variables never inherited by the scripts: a CA bundle for the AWS SDK breaks rclone's plain
 # HTTP client to the local S3 server, and nothing else from the caller matters to them.
 SCRIPT_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
