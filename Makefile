@@ -24,14 +24,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 APT_PACKAGES := podman runc debootstrap uidmap iptables openssh-client ssh-audit time \
 	git make curl ca-certificates postgresql rclone systemd
 
-.PHONY: help deps venv images kube lab lab-down lint docs pytest molecule test bench lock \
+.PHONY: help deps venv images kube gocheck lab lab-down lint docs pytest molecule test bench lock \
 	collections clean
 
 help:
 	@echo "make lab        set up, start $(LAB_NODES) lab nodes and run 'opsbook site' against them"
 	@echo "make test       lint, pytest and molecule (sets itself up; prints per-part timings)"
 	@echo "make bench      benchmarks (writes bench/results.json)"
-	@echo "make kube       build the test control plane (Kubernetes, etcd, kwok) from Go modules"
+	@echo "make kube       build the k3s test server (a test double of k3s) from Go modules"
 	@echo "make lab-down   remove the lab"
 
 $(STAMPS):
@@ -66,7 +66,11 @@ images: deps venv
 kube: deps
 	tests/kube/build.sh
 
-# The nodes are hardened for real; the apps go to the lab's test control plane (kwok nodes).
+# gofmt, go vet and go test of the k3s test server (tests/kube/k3s).
+gocheck: kube
+	tests/kube/check.sh
+
+# The nodes are hardened for real; the apps go to the lab's k3s test server (kwok nodes).
 lab: deps venv images kube
 	$(BIN)/opsbook lab up --nodes $(LAB_NODES) --os $(LAB_OS)
 	$(BIN)/opsbook lab kube up
@@ -97,7 +101,7 @@ molecule: deps venv images kube
 test: | $(STAMPS)
 	@: > $(TIMES)
 	@t() { s=$$(date +%s); $(MAKE) --no-print-directory $$1; echo "$$1 $$(( $$(date +%s) - s ))s" >> $(TIMES); }; \
-	t deps; t venv; t images; t kube; t lint; t pytest; t molecule
+	t deps; t venv; t images; t kube; t gocheck; t lint; t pytest; t molecule
 	@echo "== time per part =="; cat $(TIMES)
 
 bench: deps venv images

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from opsbook.kube import ControlPlane
+    from opsbook.kube import TestCluster
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -144,35 +144,39 @@ def lab_factory() -> Iterator[Callable[[str, int], Path]]:
 
 
 @pytest.fixture(scope="session")
-def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A real Kubernetes control plane on 127.0.0.1 with 3 kwok fake nodes, for the session.
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
+    """A k3s test-server cluster for the session: one `k3s server` and two `k3s agent`s of the
+    opsbook k3s test server (a test double of k3s built by `make kube`), on a 127.0.0.x
+    address of its own (opsbook.kube.TestCluster).
 
-    etcd + kube-apiserver (Secrets encrypted at rest) + controller-manager + scheduler + kwok,
-    built by `make kube` (opsbook.kube.ControlPlane). Ready when yielded: CRDs from
-    ../shared/kube-crds established, nodes kwok-node-1..3 Ready (label type=kwok, untainted),
+    A real API (Secrets encrypted at rest), controllers and scheduler; kwok plays the kubelets
+    of nodes pytest-server, pytest-agent-1 and pytest-agent-2, so pods follow simulated
+    lifecycles (tests/kube/k3s/internal/nodes/kwok-stages.yaml). Ready when yielded: the
+    Traefik and helm.cattle.io CRDs established, every node Ready and untainted,
     ServiceAccount default/default present. Useful members: `.kubeconfig` (Path),
     `.kubectl(*args, input=None, check=True)`, `.kubectl_json(*args)`, `.api_client()` (the
-    `kubernetes` package), `.etcdctl(*args)`, `.etcd_get(key)`, `.api_url`, `.etcd_endpoint`.
-    Shared by every test of the session: work in your own namespace (`kube_namespace`).
-    Fails (does not skip) when the binaries are missing: run `make kube`. Always stopped.
+    `kubernetes` package), `.etcdctl(*args)`, `.etcd_get(key)`, `.k3s(*args)`, `.api_url`,
+    `.etcd_endpoint`, `.data_dir`. Shared by every test of the session: work in your own
+    namespace (`kube_namespace`). Fails (does not skip) when the binaries are missing: run
+    `make kube`. Always stopped.
     """
-    from opsbook.kube import ControlPlane, KubeError
+    from opsbook.kube import KubeError, TestCluster
 
-    cluster = ControlPlane(tmp_path_factory.mktemp("kube"), name="pytest", die_with_parent=True)
+    cluster = TestCluster(tmp_path_factory.mktemp("kube"), name="pytest", die_with_parent=True)
     try:
         cluster.start()  # stops whatever it started if it fails
     except KubeError as exc:
-        pytest.fail(f"test control plane did not start: {exc}", pytrace=False)
+        pytest.fail(f"k3s test server did not start: {exc}", pytrace=False)
     try:
         yield cluster
     finally:
         cluster.stop()
-        # Keep logs and PKI for a post-mortem; drop etcd's data (its WAL alone is 64 MB).
-        shutil.rmtree(cluster.directory / "etcd", ignore_errors=True)
+        # Keep logs for a post-mortem; drop etcd's data (its WAL alone is 64 MB).
+        shutil.rmtree(cluster.data_dir / "server" / "db", ignore_errors=True)
 
 
 @pytest.fixture
-def kube_namespace(kube_cluster: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+def kube_namespace(kube_cluster: TestCluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace in `kube_cluster` for one test (deleted afterwards, not waited for)."""
     name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50]
     name = f"{name.rstrip('-')}-{os.getpid() % 10000}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsbook.kube.controlplane import free_port
+from opsbook.kube.testserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CS_FILES = ROOT / "roles" / "cluster_security" / "files"

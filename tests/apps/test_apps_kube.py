@@ -1,4 +1,4 @@
-"""playbooks/apps.yml (cluster_security + app_rollout) on the test control plane: a real
+"""playbooks/apps.yml (cluster_security + app_rollout) on the k3s test server: a real
 Kubernetes API, controllers and scheduler, with kwok nodes whose pods follow the image
 markers (`kwok-fails`: the pod fails with exit code 1; `kwok-never-ready`: never Ready).
 

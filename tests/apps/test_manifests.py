@@ -1,5 +1,5 @@
 """Offline: every rendered manifest of cluster_security and app_rollout validates against the
-Kubernetes schemas (kubernetes-validate, strict, 1.36 like the test control plane) and the
+Kubernetes schemas (kubernetes-validate, strict, 1.36 like the k3s test server) and the
 CRDs in ../shared/kube-crds; the filters of both roles; the rules the objects must follow."""
 
 from __future__ import annotations

@@ -27,18 +27,18 @@ def test_up_status_down_from_separate_commands(opsbook_cli, state_dir: Path):
         assert sorted(p.name for p in recorded) == sorted(info["processes"])
         assert all(processes.alive(p) for p in recorded)
         nodes = subprocess.run(
-            [str(binaries.binary("kubectl")), f"--kubeconfig={kubeconfig}", "get", "nodes"],
+            [str(binaries.binary("k3s")), "kubectl", f"--kubeconfig={kubeconfig}", "get", "nodes"],
             capture_output=True,
             text=True,
             timeout=30,
             check=True,
         ).stdout
-        assert "kwok-node-1" in nodes
+        assert "clitest-server" in nodes
         assert " Ready " in nodes
 
         status = opsbook_cli("lab", "--name", "clitest", "kube", "status", "--json")
         assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["ready_nodes"] == ["kwok-node-1"]
+        assert json.loads(status.stdout)["ready_nodes"] == ["clitest-server"]
         again = opsbook_cli("lab", "kube", "up", "--name", "clitest", "--json")  # idempotent
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["api"] == info["api"]
@@ -49,4 +49,4 @@ def test_up_status_down_from_separate_commands(opsbook_cli, state_dir: Path):
     assert not directory.exists()
     gone = opsbook_cli("lab", "kube", "status", "--name", "clitest")
     assert gone.returncode == 1
-    assert "no control plane" in gone.stdout
+    assert "no k3s test server" in gone.stdout

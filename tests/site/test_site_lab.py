@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from opsbook.kube import ControlPlane
+from opsbook.kube import TestCluster
 from opsbook.kube.cli import directory as kube_directory
 from opsbook.lab import lab as labmod
 
@@ -28,8 +28,8 @@ def lab() -> Iterator[labmod.Lab]:
         labmod.NodeSpec("node2", "debian13", ("k3s_servers",)),
         labmod.NodeSpec("node3", "debian12", ("k3s_servers",)),
     ]
-    # The lab's group_vars point the apps at the control plane named like the lab.
-    plane = ControlPlane(kube_directory(NAME), name=NAME, die_with_parent=True)
+    # The lab's group_vars point the apps at the k3s test server named like the lab.
+    plane = TestCluster(kube_directory(NAME), name=NAME, die_with_parent=True)
     try:
         lab = labmod.up(NAME, specs, log=lambda _m: None)
         plane.start()

@@ -15,7 +15,7 @@ from opsbook.bench.listserver import list_server
 from opsbook.bench.runs import BenchError, Run, ansible_playbook, opsbook_cli
 from opsbook.bench.stats import Measurement
 from opsbook.kube.cli import directory as kube_dir
-from opsbook.kube.controlplane import ControlPlane
+from opsbook.kube.testserver import TestCluster
 from opsbook.lab import lab as labmod
 from opsbook.paths import project_root
 
@@ -132,11 +132,11 @@ class Bench:
         return [plain, driver]
 
     def deploy(self) -> list[Measurement]:
-        """A release rolled on the test control plane: migration Job, then every Deployment
+        """A release rolled on the k3s test server: migration Job, then every Deployment
         updated and Available (kwok nodes). Releases alternate so every run rolls."""
-        m = Measurement("deploy_release", "deploy a release on the test control plane (kwok)")
+        m = Measurement("deploy_release", "deploy a release on the k3s test server (kwok)")
         lab = self.lab(3)  # the lab inventory points the apps at kube/<lab name>/kubeconfig
-        plane = ControlPlane(kube_dir(lab.name), name=lab.name, log=self.log)
+        plane = TestCluster(kube_dir(lab.name), name=lab.name, log=self.log)
         plane.start()
         try:
             ansible_playbook(APPS, lab.inventory, {"app_release": "bench-0"}).check("first deploy")

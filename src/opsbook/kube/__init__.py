@@ -1,7 +1,8 @@
-"""The test control plane: real Kubernetes (etcd, kube-apiserver, controller-manager,
-scheduler) on 127.0.0.1 with kwok-simulated worker nodes, built by `make kube`."""
+"""The k3s test server on the controller: a single-server cluster (plus agents) on a loopback
+address of its own, built by `make kube` from upstream Kubernetes, etcd and kwok. It is a
+test double of k3s, not k3s: see the README's "k3s test server"."""
 
 from opsbook.kube.binaries import BinariesMissing, KubeError
-from opsbook.kube.controlplane import ControlPlane
+from opsbook.kube.testserver import TestCluster
 
-__all__ = ["BinariesMissing", "ControlPlane", "KubeError"]
+__all__ = ["BinariesMissing", "KubeError", "TestCluster"]

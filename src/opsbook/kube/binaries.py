@@ -1,4 +1,4 @@
-"""Where the test control plane's binaries, kwok stages and CRDs are."""
+"""Where the k3s test server and etcdctl are (`make kube`: tests/kube/build.sh)."""
 
 from __future__ import annotations
 
@@ -7,36 +7,36 @@ from pathlib import Path
 
 from opsbook.paths import project_root
 
-BINARIES = (
-    "etcd",
-    "etcdctl",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubectl",
-    "kwok",
-)
-# Same variable as tests/kube/build.sh: where `make kube` puts the binaries.
+BINARIES = ("k3s", "etcdctl")
+# Same variable as tests/kube/build.sh: where `make kube` puts bin/.
 BIN_DIR_ENV = "KUBE_BIN_DIR"
-CRDS_ENV = "OPSBOOK_KUBE_CRDS"
-STAGES_ENV = "OPSBOOK_KWOK_STAGES"
 
 
 class KubeError(RuntimeError):
-    """The test control plane could not be built, started, reached or stopped."""
+    """The k3s test server could not be built, started, reached or stopped."""
 
 
 class BinariesMissing(KubeError):
     """`make kube` has not been run (or KUBE_BIN_DIR points elsewhere)."""
 
 
+def cache_dir() -> Path:
+    return project_root() / ".cache" / "kube"
+
+
 def bin_dir() -> Path:
     env = os.environ.get(BIN_DIR_ENV)
-    return Path(env) if env else project_root() / ".cache" / "kube" / "bin"
+    return Path(env) if env else cache_dir() / "bin"
 
 
 def binary(name: str) -> Path:
     return bin_dir() / name
+
+
+def airgap_dir(version: str) -> Path:
+    """`.cache/kube/airgap/<version>/`: the test server as `k3s` plus `sha256sum-amd64.txt`,
+    the layout of a k3s release's air-gap files."""
+    return cache_dir() / "airgap" / version
 
 
 def check_binaries(names: tuple[str, ...] = BINARIES) -> Path:
@@ -45,33 +45,8 @@ def check_binaries(names: tuple[str, ...] = BINARIES) -> Path:
     missing = [n for n in names if not os.access(directory / n, os.X_OK)]
     if missing:
         raise BinariesMissing(
-            f"test control plane binaries missing from {directory}: {', '.join(missing)}. "
-            "Build them with `make kube` (tests/kube/build.sh; about 8-17 minutes cold, "
+            f"k3s test server binaries missing from {directory}: {', '.join(missing)}. "
+            "Build them with `make kube` (tests/kube/build.sh; about 4-8 minutes cold, "
             f"seconds when cached), or point {BIN_DIR_ENV} at a directory that has them."
         )
     return directory
-
-
-def stages_file() -> Path:
-    """kwok's Stage configuration: $OPSBOOK_KWOK_STAGES, else tests/kube/kwok-stages.yaml."""
-    env = os.environ.get(STAGES_ENV)
-    path = Path(env) if env else project_root() / "tests" / "kube" / "kwok-stages.yaml"
-    if not path.is_file():
-        raise KubeError(f"kwok stages file {path} not found (set {STAGES_ENV} to override)")
-    return path
-
-
-def crds_dir() -> Path:
-    """CRDs applied at start-up: $OPSBOOK_KUBE_CRDS, else `../shared/kube-crds/`.
-
-    The repository refers to them as `../shared/kube-crds/` relative to the checkout, so the
-    default is resolved against the parent of the project root.
-    """
-    env = os.environ.get(CRDS_ENV)
-    path = Path(env) if env else project_root().parent / "shared" / "kube-crds"
-    if not path.is_dir() or not any(path.glob("*.yaml")):
-        raise KubeError(
-            f"CRD directory {path} not found or has no *.yaml files "
-            f"(set {CRDS_ENV} to the directory holding the traefik.io and helm.cattle.io CRDs)"
-        )
-    return path

@@ -1,14 +1,16 @@
-"""`opsbook lab kube up|down|status`: the test control plane, in the background.
+"""`opsbook lab kube up|down|status`: a k3s test-server cluster on the controller, in the
+background.
 
-    opsbook lab [--name NAME] kube up [--nodes 3] [--no-crds] [--json]
+    opsbook lab [--name NAME] kube up [--nodes 3] [--json]
     opsbook lab [--name NAME] kube status [--json]
     opsbook lab [--name NAME] kube down
 
-NAME defaults to `lab` (as `opsbook lab`'s), and may also follow the subcommand.
-State (PKI, kubeconfig, etcd data, logs, pid files) lives in
-`<state dir>/kube/<name>/` (`.opsbook/kube/<name>/`, gitignored); the kubeconfig is
-`.opsbook/kube/<name>/kubeconfig`. `up` leaves the processes running detached; `down` stops
-them all and removes the directory.
+NAME defaults to `lab` (as `opsbook lab`'s), and may also follow the subcommand. `--nodes N`
+is one `k3s server` and N-1 `k3s agent`s of the opsbook k3s test server (a test double of
+k3s: see the README), on a 127.0.0.x address of their own. State (the server's data dir,
+kubeconfig, logs, pid files) lives in `<state dir>/kube/<name>/` (`.opsbook/kube/<name>/`,
+gitignored); the kubeconfig is `.opsbook/kube/<name>/kubeconfig`. `up` leaves the processes
+running detached; `down` stops them all and removes the directory.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 from pathlib import Path
 
 from opsbook.kube.binaries import KubeError
-from opsbook.kube.controlplane import ControlPlane
+from opsbook.kube.testserver import TestCluster
 from opsbook.paths import state_dir
 
 EXIT_OK = 0
@@ -36,18 +38,19 @@ def directory(name: str) -> Path:
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Mount `kube` under `opsbook lab` (called from opsbook.lab.cli)."""
     kube = subparsers.add_parser(
-        "kube", help="test control plane: etcd + kube-apiserver + kwok fake nodes on 127.0.0.1"
+        "kube", help="k3s test server cluster (a test double of k3s) on a 127.0.0.x address"
     )
     named = argparse.ArgumentParser(add_help=False)
     # Like the lab's own subcommands: `--name` before or after the subcommand; default "lab".
     named.add_argument(
-        "--name", dest="name", default=argparse.SUPPRESS, help="control plane name (default: lab)"
+        "--name", dest="name", default=argparse.SUPPRESS, help="cluster name (default: lab)"
     )
     named.add_argument("--json", action="store_true", help="print the status as JSON")
     sub = kube.add_subparsers(dest="kube_command", required=True)
     up = sub.add_parser("up", parents=[named], help="start it in the background (detached)")
-    up.add_argument("--nodes", type=int, default=3, help="kwok fake nodes (default 3)")
-    up.add_argument("--no-crds", action="store_true", help="do not apply ../shared/kube-crds")
+    up.add_argument(
+        "--nodes", type=int, default=3, help="nodes: one server and N-1 agents (default 3)"
+    )
     sub.add_parser("status", parents=[named], help="processes, API readiness, Ready nodes")
     sub.add_parser("down", parents=[named], help="stop every process and remove its state")
     kube.set_defaults(handler=run)
@@ -72,7 +75,7 @@ def _print_status(info: dict[str, object], as_json: bool) -> None:
         return
     procs = info["processes"]
     assert isinstance(procs, dict)
-    print(f"control plane {info['name']}: api {info['api']} ready={info['api_ready']}")
+    print(f"k3s test server {info['name']}: api {info['api']} ready={info['api_ready']}")
     print(f"  kubeconfig {info['kubeconfig']}")
     print(f"  etcd {info['etcd']}")
     print(f"  ready nodes: {', '.join(info['ready_nodes']) or 'none'}")  # type: ignore[arg-type]
@@ -82,19 +85,21 @@ def _print_status(info: dict[str, object], as_json: bool) -> None:
 
 def _dispatch(args: argparse.Namespace, path: Path) -> int:
     if args.kube_command == "up":
+        if args.nodes < 1:
+            print("opsbook lab kube: --nodes must be at least 1", file=sys.stderr)
+            return EXIT_INVALID
         if (path / "state.json").exists():
-            existing = ControlPlane.load(path)
+            existing = TestCluster.load(path)
             running = existing.running()
             if all(running.values()):
                 _print_status(existing.status(), args.json)
                 return EXIT_OK
             # Partly dead (a crash, a reboot): clear it and start afresh.
             existing.stop()
-        cp = ControlPlane(
+        cp = TestCluster(
             path,
             name=args.name,
-            nodes=args.nodes,
-            apply_crds=not args.no_crds,
+            agents=args.nodes - 1,
             log=(lambda _m: None) if args.json else print,
         )
         cp.start()
@@ -105,17 +110,17 @@ def _dispatch(args: argparse.Namespace, path: Path) -> int:
         return EXIT_OK
     if args.kube_command == "status":
         if not (path / "state.json").exists():
-            print(f"opsbook lab kube: no control plane named {args.name!r} is up")
+            print(f"opsbook lab kube: no k3s test server named {args.name!r} is up")
             return EXIT_ERROR
-        info = ControlPlane.load(path).status()
+        info = TestCluster.load(path).status()
         _print_status(info, args.json)
         return EXIT_OK if info["api_ready"] else EXIT_ERROR
     if args.kube_command == "down":
         if path.exists():
             if (path / "state.json").exists():
-                ControlPlane.load(path).remove()
+                TestCluster.load(path).remove()
             else:
-                ControlPlane(path).remove()
-        print(f"control plane {args.name}: down")
+                TestCluster(path).remove()
+        print(f"k3s test server {args.name}: down")
         return EXIT_OK
     return EXIT_INVALID

@@ -139,7 +139,20 @@ def stop(proc: Proc, timeout: float = 10) -> None:
     _reap(proc.pid)
     if alive(proc):
         raise ProcessLookupError(f"{proc.name} (pid {proc.pid}) survived SIGKILL")
+    _wait_gone(proc)
     pidfile.unlink(missing_ok=True)
+
+
+def _wait_gone(proc: Proc, timeout: float = 10) -> None:
+    """Wait until the process is reaped, not just a zombie: a multi-threaded process's leader
+    is a zombie before its other threads have exited, and until they have, its sockets stay
+    bound (the kernel lets the leader be reaped only once the whole thread group is gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(proc.pid)
+        if _start_time(proc.pid) != proc.start_time:
+            return
+        time.sleep(0.05)
 
 
 def _signal(proc: Proc, sig: signal.Signals) -> None:

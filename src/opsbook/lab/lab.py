@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from opsbook.kube import pki
-from opsbook.lab import hostlimits, image, sshkeys
+from opsbook.lab import hostlimits, image, pki, sshkeys
 from opsbook.lab.inventory import write_inventory
 from opsbook.lab.podman import PodmanError, podman
 from opsbook.paths import state_dir
@@ -214,6 +213,17 @@ def ssh_command(lab: Lab, node_name: str, command: Sequence[str] = ()) -> list[s
     if port is None:
         raise LabError(f"{node_name} ({node.ip}) answers SSH on no known port")
     return ["ssh", *sshkeys.ssh_base_args(port), f"{image.LAB_USER}@{node.ip}", *command]
+
+
+def scp_command(lab: Lab, node_name: str, files: Sequence[Path], remote_dir: str) -> list[str]:
+    """scp of local files into remote_dir on a node, as the lab user with the lab key."""
+    node = lab.node(node_name)
+    port = answering_ssh_port(node.ip)
+    if port is None:
+        raise LabError(f"{node_name} ({node.ip}) answers SSH on no known port")
+    args = sshkeys.ssh_base_args(port)
+    args[args.index("-p")] = "-P"  # scp spells the port option -P
+    return ["scp", "-q", *args, *map(str, files), f"{image.LAB_USER}@{node.ip}:{remote_dir}"]
 
 
 def wait_for_ssh(ip: str, port: int, timeout: float) -> None:

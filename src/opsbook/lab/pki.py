@@ -1,14 +1,8 @@
-"""Certificates and keys for the test control plane (the `cryptography` package, no openssl).
-
-One CA signs everything: etcd's and kube-apiserver's serving certificates, the client
-certificates of kube-apiserver (to etcd), the admin (`system:masters`), the controller
-manager, the scheduler and kwok. Keys are ECDSA P-256 (fast to generate; Kubernetes and etcd
-accept them everywhere, including for service-account token signing: ES256).
-"""
+"""A throwaway CA and leaf certificates for the lab (the `cryptography` package, no openssl):
+the stand-in for the Cloudflare origin certificate. Keys are ECDSA P-256."""
 
 from __future__ import annotations
 
-import base64
 import datetime
 import ipaddress
 import os
@@ -22,16 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=30)
-# The first address of --service-cluster-ip-range (10.43.0.0/16, as k3s): the `kubernetes`
-# Service, which pods would use to reach the API.
-SERVICE_IP = "10.43.0.1"
-API_DNS_NAMES = (
-    "localhost",
-    "kubernetes",
-    "kubernetes.default",
-    "kubernetes.default.svc",
-    "kubernetes.default.svc.cluster.local",
-)
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -166,43 +150,3 @@ class CA:
         _write_cert(pair.cert, cert)
         _write_key(pair.key, key)
         return pair
-
-
-def service_account_keys(directory: Path) -> Pair:
-    """The key pair that signs service-account tokens: `sa.key` (private), `sa.pub` (public)."""
-    key = new_key()
-    pair = Pair(directory / "sa.pub", directory / "sa.key")
-    _write_key(pair.key, key)
-    pair.cert.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return pair
-
-
-def encryption_config(path: Path, *, key_name: str = "key1") -> Path:
-    """An EncryptionConfiguration encrypting Secrets with aescbc (a fresh 32-byte key).
-
-    The `identity` provider comes last so Secrets written before encryption stay readable; new
-    writes use the first provider, so they are stored as `k8s:enc:aescbc:v1:<key_name>:...`.
-    """
-    secret = base64.b64encode(os.urandom(32)).decode()
-    text = f"""\
-apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-  - resources:
-      - secrets
-    providers:
-      - aescbc:
-          keys:
-            - name: {key_name}
-              secret: {secret}
-      - identity: {{}}
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    return path

@@ -1,7 +1,8 @@
-"""The test control plane (kube_cluster): real API, controllers and scheduler, kwok nodes.
+"""The session's k3s test-server cluster (kube_cluster): real API, controllers and scheduler,
+one server and two agents whose kubelets kwok plays.
 
 Each test works in its own namespace and asserts on what the real controllers did with the
-pod states kwok's stages (tests/kube/kwok-stages.yaml) produced.
+pod states kwok's stages (tests/kube/k3s/internal/nodes/kwok-stages.yaml) produced.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from opsbook.kube import ControlPlane
-from opsbook.kube.nodes import KWOK_ANNOTATION, NODE_PREFIX
+from opsbook.kube import TestCluster
 
 pytestmark = pytest.mark.kube
 REPO = Path(__file__).resolve().parents[2]
+PINNED = dict(
+    line.split("=", 1)
+    for line in (REPO / "tests" / "kube" / "versions.env").read_text().splitlines()
+    if line and not line.startswith("#")
+)
 
 
 def _deployment(name: str, image: str, replicas: int = 1, deadline: int = 600) -> str:
@@ -60,7 +65,7 @@ def _job(name: str, image: str) -> str:
     )
 
 
-def _pods(kube: ControlPlane, ns: str, selector: str) -> list[dict]:
+def _pods(kube: TestCluster, ns: str, selector: str) -> list[dict]:
     return kube.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"]
 
 
@@ -68,17 +73,32 @@ def _condition(obj: dict, kind: str) -> dict:
     return next((c for c in obj["status"].get("conditions", []) if c["type"] == kind), {})
 
 
-def test_fake_nodes_are_ready_untainted_and_keep_their_leases(kube_cluster: ControlPlane):
-    nodes = kube_cluster.kubectl_json("get", "nodes")["items"]
-    assert sorted(n["metadata"]["name"] for n in nodes) == [f"{NODE_PREFIX}{i}" for i in (1, 2, 3)]
-    for node in nodes:
-        assert node["metadata"]["annotations"][KWOK_ANNOTATION] == "fake"
-        assert node["metadata"]["labels"]["type"] == "kwok"
-        assert not node["spec"].get("taints"), "fake nodes must take pods without tolerations"
+NODES = ["pytest-agent-1", "pytest-agent-2", "pytest-server"]
+
+
+def test_nodes_are_ready_untainted_with_k3s_roles_and_keep_their_leases(kube_cluster: TestCluster):
+    nodes = {n["metadata"]["name"]: n for n in kube_cluster.kubectl_json("get", "nodes")["items"]}
+    assert sorted(nodes) == NODES
+    for node in nodes.values():
+        assert not node["spec"].get("taints"), "nodes must take pods without tolerations"
         assert _condition(node, "Ready")["status"] == "True"
-    # kwok renews the node Lease (--node-lease-duration-seconds); without it the node-lifecycle
-    # controller would mark the nodes NotReady after ~50 s.
-    lease = kube_cluster.kubectl_json("get", "lease", "-n", "kube-node-lease", f"{NODE_PREFIX}1")
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == PINNED["K3S_VERSION"]
+        assert node["spec"]["providerID"] == "k3s://" + node["metadata"]["name"]
+    server = nodes["pytest-server"]["metadata"]
+    assert server["labels"]["node-role.kubernetes.io/control-plane"] == "true"
+    assert server["labels"]["node-role.kubernetes.io/etcd"] == "true"
+    assert server["annotations"]["etcd.k3s.cattle.io/node-name"].startswith("pytest-server-")
+    assert _condition(nodes["pytest-server"], "EtcdIsVoter") == {
+        **_condition(nodes["pytest-server"], "EtcdIsVoter"),
+        "status": "True",
+        "reason": "MemberNotLearner",
+        "message": "Node is a voting member of the etcd cluster",
+    }
+    agent = nodes["pytest-agent-1"]["metadata"]
+    assert "node-role.kubernetes.io/control-plane" not in agent["labels"]
+    # kwok renews the node Lease; without it the node-lifecycle controller would mark the
+    # nodes NotReady after ~50 s.
+    lease = kube_cluster.kubectl_json("get", "lease", "-n", "kube-node-lease", "pytest-agent-1")
     assert lease["spec"]["holderIdentity"]  # kwok's identity
     assert lease["spec"]["leaseDurationSeconds"] == 40
     renewed = datetime.datetime.fromisoformat(lease["spec"]["renewTime"])
@@ -86,7 +106,7 @@ def test_fake_nodes_are_ready_untainted_and_keep_their_leases(kube_cluster: Cont
     assert age < datetime.timedelta(seconds=40), f"lease renewed {age} ago"
 
 
-def test_deployment_becomes_available_on_kwok_nodes(kube_cluster: ControlPlane, kube_namespace):
+def test_deployment_becomes_available_across_the_nodes(kube_cluster: TestCluster, kube_namespace):
     ns = kube_namespace
     kube_cluster.kubectl("apply", "-n", ns, "-f", "-", input=_deployment("web", "web:1", 3))
     kube_cluster.kubectl(
@@ -97,12 +117,14 @@ def test_deployment_becomes_available_on_kwok_nodes(kube_cluster: ControlPlane, 
     pods = _pods(kube_cluster, ns, "app=web")
     assert len(pods) == 3
     for pod in pods:
-        assert pod["spec"]["nodeName"].startswith(NODE_PREFIX), "scheduled by kube-scheduler"
+        assert pod["spec"]["nodeName"] in NODES, "scheduled by kube-scheduler"
         assert pod["status"]["phase"] == "Running"
         assert pod["status"]["podIP"].startswith("10.42.")
+    # Each node has its own pod range from the controller-manager (--allocate-node-cidrs).
+    assert len({p["status"]["podIP"].rsplit(".", 1)[0] for p in pods}) >= 2
 
 
-def test_job_completes(kube_cluster: ControlPlane, kube_namespace):
+def test_job_completes(kube_cluster: TestCluster, kube_namespace):
     ns = kube_namespace
     kube_cluster.kubectl("apply", "-n", ns, "-f", "-", input=_job("migrate", "tools:1"))
     kube_cluster.kubectl(
@@ -115,7 +137,7 @@ def test_job_completes(kube_cluster: ControlPlane, kube_namespace):
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
 
 
-def test_job_with_kwok_fails_marker_ends_failed(kube_cluster: ControlPlane, kube_namespace):
+def test_job_with_kwok_fails_marker_ends_failed(kube_cluster: TestCluster, kube_namespace):
     ns = kube_namespace
     image = "registry.example/backup-kwok-fails:2"  # the marker anywhere in the image
     kube_cluster.kubectl("apply", "-n", ns, "-f", "-", input=_job("backup", image))
@@ -130,7 +152,7 @@ def test_job_with_kwok_fails_marker_ends_failed(kube_cluster: ControlPlane, kube
 
 
 def test_never_ready_deployment_hits_its_progress_deadline(
-    kube_cluster: ControlPlane, kube_namespace
+    kube_cluster: TestCluster, kube_namespace
 ):
     ns = kube_namespace
     manifest = _deployment("stuck", "app-kwok-never-ready:1", replicas=2, deadline=3)
@@ -156,7 +178,7 @@ def test_never_ready_deployment_hits_its_progress_deadline(
         assert "running" in pod["status"]["containerStatuses"][0]["state"]
 
 
-def test_secrets_are_encrypted_at_rest_in_etcd(kube_cluster: ControlPlane, kube_namespace):
+def test_secrets_are_encrypted_at_rest_in_etcd(kube_cluster: TestCluster, kube_namespace):
     ns = kube_namespace
     plaintext = "opsbook-" + secrets.token_hex(12)
     for kind in ("secret", "configmap"):
@@ -165,7 +187,7 @@ def test_secrets_are_encrypted_at_rest_in_etcd(kube_cluster: ControlPlane, kube_
             f"--from-literal=value={plaintext}",
         )  # fmt: skip
     stored = kube_cluster.etcd_get(f"/registry/secrets/{ns}/probe")
-    assert stored.startswith(b"k8s:enc:aescbc:v1:key1:"), stored[:40]
+    assert stored.startswith(b"k8s:enc:aescbc:v1:aescbckey:"), stored[:40]
     assert plaintext.encode() not in stored
     # The same read of a ConfigMap (not encrypted) shows the value: the etcd read is real.
     assert plaintext.encode() in kube_cluster.etcd_get(f"/registry/configmaps/{ns}/probe")
@@ -174,7 +196,7 @@ def test_secrets_are_encrypted_at_rest_in_etcd(kube_cluster: ControlPlane, kube_
     assert base64.b64decode(data["value"]).decode() == plaintext
 
 
-def test_shared_crds_are_served(kube_cluster: ControlPlane, kube_namespace):
+def test_shared_crds_are_served(kube_cluster: TestCluster, kube_namespace):
     ns = kube_namespace
     crds = kube_cluster.kubectl("get", "crd", "-o", "name").stdout.split()
     for name in ("ingressroutes.traefik.io", "middlewares.traefik.io", "helmcharts.helm.cattle.io"):
@@ -204,17 +226,14 @@ def test_shared_crds_are_served(kube_cluster: ControlPlane, kube_namespace):
     assert "NotAKind" in bad.stderr or "Unsupported value" in bad.stderr
 
 
-def test_all_components_run(kube_cluster: ControlPlane):
+def test_all_processes_run_and_the_api_reports_the_k3s_version(kube_cluster: TestCluster):
     status = kube_cluster.status()
     assert status["api_ready"] is True
     assert all(p["running"] for p in status["processes"].values()), status["processes"]
-    pinned = dict(
-        line.split("=", 1)
-        for line in (REPO / "tests" / "kube" / "versions.env").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
+    assert sorted(status["processes"]) == ["k3s-agent-1", "k3s-agent-2", "k3s-server"]
     version = kube_cluster.kubectl_json("version")
-    assert version["serverVersion"]["gitVersion"] == pinned["KUBE_VERSION"]
+    # k3s stamps its own version into Kubernetes; the code is KUBE_VERSION's.
+    assert version["serverVersion"]["gitVersion"] == PINNED["K3S_VERSION"]
     # The `kubernetes` Python client works with the same kubeconfig.
     core = kubernetes.client.CoreV1Api(kube_cluster.api_client())
-    assert len(core.list_node(label_selector="type=kwok").items) == 3
+    assert len(core.list_node().items) == 3
