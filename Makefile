@@ -70,10 +70,10 @@ kube: deps
 gocheck: kube
 	tests/kube/check.sh
 
-# The nodes are hardened for real; the apps go to the lab's k3s test server (kwok nodes).
+# The nodes are hardened for real, form one k3s cluster (the k3s test server from the air-gap
+# directory `make kube` builds) and get the apps (kwok plays the kubelets).
 lab: deps venv images kube
 	$(BIN)/opsbook lab up --nodes $(LAB_NODES) --os $(LAB_OS)
-	$(BIN)/opsbook lab kube up
 	$(BIN)/opsbook site -i .opsbook/labs/lab/hosts.yml
 
 lab-down: venv

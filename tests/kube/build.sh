@@ -13,9 +13,10 @@
 #
 # The Traefik and helm.cattle.io CRDs of ../shared/kube-crds are copied into
 # k3s/internal/deploy/crds/ first (the binary embeds them; not committed).
-# Versions live in tests/kube/versions.env; this script fails if go.mod disagrees.
+# The k3s release is the role's k3s_version (roles/k3s/defaults/main.yml); the
+# other versions live in tests/kube/versions.env; this script fails if go.mod disagrees.
 # The build is skipped when the stamp records the same inputs (go.mod, go.sum,
-# versions.env, this script, every file under k3s/, the CRDs, the go version)
+# versions.env, k3s_version, this script, every file under k3s/, the CRDs, the go version)
 # and every output is present. KUBE_BUILD_FORCE=1 rebuilds anyway.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ log() { echo "tests/kube/build.sh: $*"; }
 elapsed() { log "$1 in $((SECONDS - start))s"; }
 
 # ---- versions.env: KEY=value lines only ------------------------------------
-keys=(K3S_VERSION K3S_COMMIT KUBE_VERSION ETCD_VERSION KWOK_VERSION K3S_TEST_OLDER K3S_TEST_NEWER K3S_TEST_BROKEN)
+keys=(K3S_COMMIT K3S_COMMIT_OF KUBE_VERSION ETCD_VERSION KWOK_VERSION K3S_TEST_OLDER K3S_TEST_NEWER K3S_TEST_BROKEN)
 for v in "${keys[@]}"; do printf -v "$v" '%s' ""; done
 while IFS= read -r line || [[ -n $line ]]; do
 	[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
@@ -49,6 +50,12 @@ done <"$here/versions.env"
 for v in "${keys[@]}"; do
 	[[ -n ${!v} ]] || die "versions.env: $v is not set"
 done
+# The one pin of the k3s release: the role's k3s_version.
+role_defaults=$root/roles/k3s/defaults/main.yml
+K3S_VERSION=$(sed -n 's/^k3s_version: *"\{0,1\}\([^" ]*\)"\{0,1\} *$/\1/p' "$role_defaults")
+[[ -n $K3S_VERSION ]] || die "no k3s_version in $role_defaults"
+[[ $K3S_COMMIT_OF == "$K3S_VERSION" ]] ||
+	die "versions.env: K3S_COMMIT is the commit of $K3S_COMMIT_OF, but the role pins k3s_version $K3S_VERSION: update K3S_COMMIT and K3S_COMMIT_OF"
 k3s_re='^v1\.([0-9]+)\.([0-9]+)\+k3s[0-9]+$'
 [[ $K3S_VERSION =~ $k3s_re ]] || die "K3S_VERSION=$K3S_VERSION is not like v1.36.4+k3s1"
 k3s_minor=${BASH_REMATCH[1]}
@@ -112,6 +119,7 @@ flock 9 # one build at a time (parallel test runs share the cache)
 versions=("$K3S_VERSION" "$K3S_TEST_OLDER" "$K3S_TEST_NEWER" "$K3S_TEST_BROKEN")
 want_stamp=$({
 	cat go.mod go.sum versions.env build.sh
+	echo "$K3S_VERSION"
 	find k3s -type f -print0 | sort -z | xargs -0 sha256sum
 	echo "$go_version $(go env GOOS GOARCH)"
 } | sha256sum | cut -d' ' -f1)

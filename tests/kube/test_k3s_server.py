@@ -25,11 +25,7 @@ from opsbook.kube.testserver import TestCluster, free_address
 
 pytestmark = pytest.mark.kube
 REPO = Path(__file__).resolve().parents[2]
-PINNED = dict(
-    line.split("=", 1)
-    for line in (REPO / "tests" / "kube" / "versions.env").read_text().splitlines()
-    if line and not line.startswith("#")
-)
+PINNED = binaries.build_versions()
 
 
 class Server:

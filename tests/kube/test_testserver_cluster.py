@@ -16,15 +16,11 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from opsbook.kube import TestCluster
+from opsbook.kube import TestCluster, binaries
 
 pytestmark = pytest.mark.kube
 REPO = Path(__file__).resolve().parents[2]
-PINNED = dict(
-    line.split("=", 1)
-    for line in (REPO / "tests" / "kube" / "versions.env").read_text().splitlines()
-    if line and not line.startswith("#")
-)
+PINNED = binaries.build_versions()
 
 
 def _deployment(name: str, image: str, replicas: int = 1, deadline: int = 600) -> str:

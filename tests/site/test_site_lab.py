@@ -1,6 +1,7 @@
 """The whole thing on a fresh 3-node lab, the way `make lab` runs it: check mode first (nothing
-changes), then plain `ansible-playbook playbooks/site.yml` (no driver), then `opsbook site --json`
-again as a no-op; the nodes end with SSH on 2222 only."""
+changes), then plain `ansible-playbook playbooks/site.yml` (no driver): the nodes hardened, one
+k3s cluster on them (the opsbook k3s test server, from the air-gap directory), the apps deployed
+onto it; then `opsbook site --json` again as a no-op; the nodes end with SSH on 2222 only."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from opsbook.kube import TestCluster
-from opsbook.kube.cli import directory as kube_directory
+from opsbook.kube import binaries
 from opsbook.lab import lab as labmod
 
 pytestmark = [pytest.mark.lab, pytest.mark.kube]
+# The lab inventory's opsbook_kubeconfig is .opsbook/kube/<lab>/kubeconfig: the k3s play
+# writes the cluster's admin kubeconfig there and the apps play reads it.
 NAME = f"it-site-{os.getpid() % 100000}"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,14 +30,9 @@ def lab() -> Iterator[labmod.Lab]:
         labmod.NodeSpec("node2", "debian13", ("k3s_servers",)),
         labmod.NodeSpec("node3", "debian12", ("k3s_servers",)),
     ]
-    # The lab's group_vars point the apps at the k3s test server named like the lab.
-    plane = TestCluster(kube_directory(NAME), name=NAME, die_with_parent=True)
     try:
-        lab = labmod.up(NAME, specs, log=lambda _m: None)
-        plane.start()
-        yield lab
+        yield labmod.up(NAME, specs, log=lambda _m: None)
     finally:
-        plane.remove()
         labmod.down(NAME, log=lambda _m: None)
 
 
@@ -82,6 +79,31 @@ def test_site_converges_with_plain_ansible_playbook(lab: labmod.Lab) -> None:
     assert set(stats) == {"node1", "node2", "node3", "localhost"}
     assert all(s["failures"] == 0 and s["unreachable"] == 0 for s in stats.values())
     assert all(stats[n]["changed"] > 0 for n in ("node1", "node2", "node3"))
+    # One k3s cluster on the three nodes, and the apps running on it.
+    kubeconfig = ROOT / ".opsbook" / "kube" / NAME / "kubeconfig"
+    kubectl = [str(binaries.binary("k3s")), "kubectl", f"--kubeconfig={kubeconfig}"]
+
+    def get(*args: str) -> list[dict]:
+        out = subprocess.run(
+            [*kubectl, "get", *args, "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return json.loads(out.stdout)["items"]
+
+    items = get("nodes")
+    assert sorted(n["metadata"]["name"] for n in items) == ["node1", "node2", "node3"]
+    for node in items:
+        conditions = {c["type"]: c["status"] for c in node["status"]["conditions"]}
+        assert conditions["Ready"] == conditions["EtcdIsVoter"] == "True", node["metadata"]["name"]
+    available = {
+        d["metadata"]["name"]: d["status"].get("availableReplicas") == d["spec"]["replicas"]
+        for d in get("deployments", "-n", "honeydue")
+    }
+    assert {"api", "worker", "web", "admin"} <= set(available)
+    assert all(available.values()), available
 
 
 def test_second_run_through_the_driver_is_a_no_op(lab: labmod.Lab) -> None:

@@ -18,7 +18,6 @@ A command maps a name to a playbook under playbooks/ (or takes a PLAYBOOK argume
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,23 +72,11 @@ register(PlaybookCommand("site", "site.yml", "converge everything (playbooks/sit
 register(PlaybookCommand("harden", "harden.yml", "OS hardening only (playbooks/harden.yml)"))
 
 
-def _k3s_unavailable(args: argparse.Namespace, spec: RunSpec) -> int | None:
-    if spec.playbook.exists():
-        return None
-    print(
-        "opsbook k3s: playbooks/k3s.yml is not part of opsbook yet: the k3s binary cannot be "
-        "obtained where opsbook is built and tested (README, 'What is not here')",
-        file=sys.stderr,
-    )
-    return 4
-
-
 register(
     PlaybookCommand(
         "k3s",
         "k3s.yml",
-        "install/upgrade the k3s cluster (playbooks/k3s.yml; not available yet)",
-        before_run=_k3s_unavailable,
+        "install, configure and upgrade the k3s cluster (playbooks/k3s.yml)",
     )
 )
 register(

@@ -50,3 +50,19 @@ def check_binaries(names: tuple[str, ...] = BINARIES) -> Path:
             f"seconds when cached), or point {BIN_DIR_ENV} at a directory that has them."
         )
     return directory
+
+
+def k3s_version() -> str:
+    """The pinned k3s release: `k3s_version` in roles/k3s/defaults/main.yml (its one pin)."""
+    import yaml
+
+    defaults = project_root() / "roles" / "k3s" / "defaults" / "main.yml"
+    return str(yaml.safe_load(defaults.read_text())["k3s_version"])
+
+
+def build_versions() -> dict[str, str]:
+    """tests/kube/versions.env (what the test server is built from), plus K3S_VERSION."""
+    path = project_root() / "tests" / "kube" / "versions.env"
+    pairs = [line.split("=", 1) for line in path.read_text().splitlines()]
+    values = {k: v for k, v in (p for p in pairs if len(p) == 2) if not k.startswith("#")}
+    return {**values, "K3S_VERSION": k3s_version()}

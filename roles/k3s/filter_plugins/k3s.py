@@ -1,0 +1,138 @@
+"""Filters of the k3s role: token parts, critical-value comparison, release ordering."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
+
+
+def k3s_token_password(token: str) -> str:
+    """The password of a token: K10<hash>::<user>:<password>, or the token itself (k3s:
+    pkg/util/token.go NormalizeToken; only the password keys the bootstrap data)."""
+    token = (token or "").strip()
+    if token.startswith("K10") and "::" in token:
+        creds = token.split("::", 1)[1]
+        return creds.split(":", 1)[1] if ":" in creds else ""
+    return token
+
+
+def k3s_url_host(address: str) -> str:
+    """An address as the host part of a URL: IPv6 in brackets."""
+    try:
+        if ipaddress.ip_address(address).version == 6:
+            return f"[{address}]"
+    except ValueError:
+        pass
+    return address
+
+
+def k3s_mismatched(views: list[dict[str, Any]], keys: list[str]) -> list[str]:
+    """The keys whose values are not the same in every view."""
+    out = []
+    for key in keys:
+        values = {repr(v.get(key)) for v in views}
+        if len(values) > 1:
+            out.append(key)
+    return out
+
+
+def k3s_version_key(version: str) -> list[int]:
+    """v1.36.4+k3s1 -> [1, 36, 4, 1], for ordering releases."""
+    match = VERSION_RE.match(version or "")
+    if not match:
+        raise ValueError(f"not a k3s release version: {version!r}")
+    return [int(g) for g in match.groups()]
+
+
+def k3s_upgrade_problem(installed: str, wanted: str) -> str:
+    """Why going from installed to wanted breaks the Kubernetes version skew policy (no
+    downgrade, no skipped minor; docs: upgrades/manual.md), or "" when it is fine."""
+    if not installed:
+        return ""
+    have, want = k3s_version_key(installed), k3s_version_key(wanted)
+    if want < have:
+        return f"{wanted} is older than the installed {installed}: k3s does not support downgrades"
+    if want[1] > have[1] + 1 or want[0] != have[0]:
+        return (
+            f"{installed} -> {wanted} skips a minor release: upgrade one minor at a time "
+            f"(v1.{have[1] + 1}.x first)"
+        )
+    return ""
+
+
+def k3s_changed_keys(keys: list[str], current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The keys whose current and wanted values differ (lists compared as sets of strings)."""
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, list):
+            return sorted(str(v) for v in value)
+        if isinstance(value, bool):
+            return value
+        return str(value)
+
+    return [k for k in keys if norm(current.get(k)) != norm(wanted.get(k))]
+
+
+def k3s_needing_apply(hosts: list[str], hostvars: Any) -> list[str]:
+    """The hosts whose plan writes a file or restarts k3s, in the given order."""
+    flags = (
+        "k3s__restart",
+        "k3s__write_config",
+        "k3s__write_unit",
+        "k3s__write_binary",
+        "k3s__write_token",
+    )
+    return [h for h in hosts if any(_truthy(hostvars[h].get(f)) for f in flags)]
+
+
+def _condition(node: dict[str, Any], kind: str) -> str | None:
+    for cond in node.get("status", {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return str(cond.get("status"))
+    return None
+
+
+def k3s_node_healthy(nodes: dict[str, Any], name: str, version: str, server: bool) -> bool:
+    """`kubectl get nodes -o json` shows `name` Ready at `version`, and for a server every node
+    with the etcd role a voting member (EtcdIsVoter=True; contract 3.2)."""
+    items = {n["metadata"]["name"]: n for n in nodes.get("items", [])}
+    node = items.get(name)
+    if node is None or _condition(node, "Ready") != "True":
+        return False
+    if node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion") != version:
+        return False
+    return not _truthy(server) or not k3s_not_voting(nodes)
+
+
+def k3s_not_voting(nodes: dict[str, Any]) -> list[str]:
+    """Nodes with the etcd role whose EtcdIsVoter condition is not True."""
+    return sorted(
+        n["metadata"]["name"]
+        for n in nodes.get("items", [])
+        if n["metadata"].get("labels", {}).get("node-role.kubernetes.io/etcd") == "true"
+        and _condition(n, "EtcdIsVoter") != "True"
+    )
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return bool(value)
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "k3s_token_password": k3s_token_password,
+            "k3s_url_host": k3s_url_host,
+            "k3s_mismatched": k3s_mismatched,
+            "k3s_version_key": k3s_version_key,
+            "k3s_upgrade_problem": k3s_upgrade_problem,
+            "k3s_changed_keys": k3s_changed_keys,
+            "k3s_needing_apply": k3s_needing_apply,
+            "k3s_node_healthy": k3s_node_healthy,
+            "k3s_not_voting": k3s_not_voting,
+        }
