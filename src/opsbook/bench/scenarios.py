@@ -23,6 +23,7 @@ Log = Callable[[str], None]
 HARDEN = "harden.yml"
 REFRESH = "ufw-cf-refresh.yml"
 APPS = "apps.yml"
+K3S = "k3s.yml"
 # Three ranges that Cloudflare does not announce (documentation and test space is refused by
 # the role's validation, so these are ordinary public ranges) and two of the bundled ones to drop.
 ADDED_V4 = ["45.64.64.0/22", "185.122.0.0/22", "194.152.44.0/22"]
@@ -51,6 +52,7 @@ class Bench:
         for lab in self.labs.values():
             labmod.down(lab.name, log=lambda _m: None)
         labmod.down("bench-cold", log=lambda _m: None)
+        labmod.down("bench-k3s", log=lambda _m: None)
 
     # -- the measurements ---------------------------------------------------------------
     def cold_converge(self) -> list[Measurement]:
@@ -149,6 +151,22 @@ class Bench:
         finally:
             plane.remove()
         return [m]
+
+    def k3s(self) -> list[Measurement]:
+        """k3s.yml on 3 fresh nodes (the test server from the air-gap directory: the first
+        server creates the cluster, the others join one at a time, each waited healthy), and
+        its no-op re-run on the installed cluster (changed=0, no restart)."""
+        cold = Measurement("k3s_cold_3", "cold install of k3s.yml, 3 servers (k3s test server)")
+        noop = Measurement("k3s_noop_3", "no-op re-run of k3s.yml on 3 servers (changed=0)")
+        for index in range(self.runs + 1):
+            labmod.down("bench-k3s", log=lambda _m: None)
+            lab = labmod.up("bench-k3s", labmod.default_specs(3, "debian12"), log=self.log)
+            self._sample(cold, index, ansible_playbook(K3S, lab.inventory).check("cold k3s"))
+        for index in range(self.runs + 1):
+            run = ansible_playbook(K3S, lab.inventory).check("no-op k3s", expect_changed=0)
+            self._sample(noop, index, run)
+        labmod.down("bench-k3s", log=lambda _m: None)
+        return [cold, noop]
 
     def _sample(self, m: Measurement, index: int, run: Run) -> None:
         label = "warm-up" if index == 0 else f"run {index}/{self.runs}"

@@ -146,13 +146,15 @@ func Run(sig context.Context, cfg *config.Server, ready func()) error {
 	return err
 }
 
+// shutdown stops the etcd member, which hands raft leadership to another member first when
+// it leads, so the others need no election; the rest of the process just exits.
 func (s *Server) shutdown() {
 	if s.member != nil {
 		done := make(chan struct{})
-		go func() { s.member.Close(); close(done) }()
+		go func() { s.member.Etcd.Server.Stop(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(5 * time.Second):
 		}
 	}
 }
@@ -210,8 +212,9 @@ func (s *Server) startEtcd(ctx context.Context) error {
 	return s.waitEtcdReady(ctx)
 }
 
-// waitEtcdReady is k3s's etcd Test loop: every 5 s until this member is a voter present in
-// the member list (k3s: pkg/etcd/etcd.go Test; a joiner waits here until promoted).
+// waitEtcdReady is k3s's etcd Test loop until this member is a voter present in the member
+// list (k3s: pkg/etcd/etcd.go Test; a joiner waits here until promoted). k3s tests every 5 s;
+// the test server every second, so that restarts in the tests take less time.
 func (s *Server) waitEtcdReady(ctx context.Context) error {
 	for {
 		err := s.testEtcd(ctx)
@@ -225,7 +228,7 @@ func (s *Server) waitEtcdReady(ctx context.Context) error {
 			return ctx.Err()
 		case err := <-s.errs:
 			return err
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Second):
 		}
 	}
 }
