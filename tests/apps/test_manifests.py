@@ -5,10 +5,8 @@ CRDs in ../shared/kube-crds; the filters of both roles; the rules the objects mu
 from __future__ import annotations
 
 import base64
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
@@ -28,19 +26,11 @@ from apps_helpers import (
     self_signed_cert,
 )
 
+from role_filters import load_filters
+
 KUBE_VERSION = "1.36.0"
 CRD_DIR = ROOT.parent / "shared" / "kube-crds"
 RENDER = Path(__file__).resolve().parent / "playbooks" / "render.yml"
-
-
-def load_filters(role: str) -> ModuleType:
-    path = ROOT / "roles" / role / "filter_plugins" / f"{role}.py"
-    spec = importlib.util.spec_from_file_location(f"{role}_filters", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:

@@ -108,6 +108,19 @@ def messages(output: dict) -> str:
     return "\n".join(parts)
 
 
+def failures(output: dict) -> str:
+    """The task, host and message of each failed result (not the ignored ones), for assertion
+    messages: the first 1500 characters of each."""
+    parts = []
+    for play in output.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                if result.get("failed") and not result.get("ignore_errors"):
+                    text = str(result.get("msg") or result.get("stderr") or result)
+                    parts.append(f"{task['task']['name']} [{host}]: {text[:1500]}")
+    return "\n".join(parts) or "no failed task"
+
+
 def airgap(version: str) -> str:
     return str(binaries.airgap_dir(version))
 
@@ -169,7 +182,7 @@ def test_an_older_release_installs_without_encryption(cluster: Cluster):
     c = cluster
     rc, out = c.play({"k3s_version": OLDER, "k3s_airgap_dir": airgap(OLDER),
                       "k3s_secrets_encryption": False})  # fmt: skip
-    assert rc == 0, messages(out)[-3000:]
+    assert rc == 0, failures(out)
     nodes = c.nodes()
     assert sorted(nodes) == list(NODES)
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes.values()} == {OLDER}
@@ -196,7 +209,7 @@ def test_a_token_that_differs_from_the_cluster_is_refused_and_nothing_restarts(c
 def test_encryption_is_turned_on_in_the_running_cluster(cluster: Cluster):
     c = cluster
     rc, out = c.play({"k3s_version": OLDER, "k3s_airgap_dir": airgap(OLDER)})
-    assert rc == 0, messages(out)[-3000:]
+    assert rc == 0, failures(out)
     status = c.ssh("node1", "k3s secrets-encrypt status")
     assert "Encryption Status: Enabled" in status
     assert "Current Rotation Stage: reencrypt_finished" in status
@@ -215,11 +228,16 @@ def test_encryption_is_turned_on_in_the_running_cluster(cluster: Cluster):
 
 def test_a_broken_build_stops_the_upgrade_at_the_first_server(cluster: Cluster):
     c = cluster
+    started = time.monotonic()
     rc, out = c.play({"k3s_version": BROKEN, "k3s_airgap_dir": airgap(BROKEN)})
     assert rc != 0
     text = messages(out)
-    assert "k3s on node1 was not healthy within 60 s" in text
+    # A crash loop stops the run after 3 exits (k3s_health_max_restarts; RestartSec=5s), not
+    # at the end of the 60 s health timeout.
+    assert "k3s on node1 was not healthy after 3 exits" in text, text[-2000:]
+    assert "k3s exited 3 times since its restart (a crash loop)" in text
     assert "made to fail at start" in text
+    assert time.monotonic() - started < 75  # the play takes ~25 s besides the gate
     versions = c.versions()
     assert versions["node1"] == BROKEN
     assert versions["node2"] == versions["node3"] == OLDER  # untouched
@@ -236,9 +254,12 @@ def test_an_upgrade_stops_when_a_server_goes_away_mid_way_then_completes(cluster
     def stop_node3_once_node2_upgrades() -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            if c.ssh("node2", "/usr/local/bin/k3s --version | head -1", check=False).split()[
-                2:3
-            ] == [PINNED]:
+            try:
+                version = c.ssh("node2", "/usr/local/bin/k3s --version | head -1", check=False)
+            except (labmod.LabError, subprocess.SubprocessError):
+                time.sleep(1)  # a probe that did not get through under load: ask again
+                continue
+            if version.split()[2:3] == [PINNED]:
                 podman("stop", "-t", "2", container, timeout=60)
                 stopped.set()
                 return
@@ -249,7 +270,7 @@ def test_an_upgrade_stops_when_a_server_goes_away_mid_way_then_completes(cluster
     try:
         rc, out = c.play({})  # the pinned release: node1 recovers from the broken build first
         watcher.join(timeout=60)
-        assert stopped.is_set(), "node2 was never upgraded"
+        assert stopped.is_set(), f"node2 was never upgraded (rc {rc}): {failures(out)}"
         assert rc != 0, "the play went on with node3 gone"
         assert c.ssh("node1", "/usr/local/bin/k3s --version | head -1").split()[2] == PINNED
         assert c.ssh("node2", "/usr/local/bin/k3s --version | head -1").split()[2] == PINNED
@@ -261,7 +282,7 @@ def test_an_upgrade_stops_when_a_server_goes_away_mid_way_then_completes(cluster
     labmod.wait_for_ssh(c.lab.node("node3").ip, 22, 120)
     assert c.ssh("node3", "/usr/local/bin/k3s --version | head -1").split()[2] == OLDER
     rc, out = c.play({})
-    assert rc == 0, messages(out)[-3000:]
+    assert rc == 0, failures(out)
     assert c.versions() == dict.fromkeys(NODES, PINNED)
     nodes = c.nodes()
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes.values()} == {PINNED}
@@ -278,10 +299,38 @@ def test_rotate_keys_keeps_old_secrets_readable(cluster: Cluster):
     c = cluster
     old_key = key_name(c.raw_secret("before-encryption"))
     rc, out = c.play({}, playbook="k3s-rotate-keys.yml")
-    assert rc == 0, messages(out)[-3000:]
+    assert rc == 0, failures(out)
     new_key = key_name(c.raw_secret("before-encryption"))
     assert new_key != old_key
     for node in NODES:
         assert c.ssh(node, "k3s kubectl get secret before-encryption -o jsonpath={.data.v}") == (
             "b2xkLXBsYWlu"
         )
+
+
+def test_a_downgrade_and_a_flannel_change_are_refused_on_the_running_cluster(cluster: Cluster):
+    c = cluster
+    before = {n: c.started_at(n) for n in NODES}
+    rc, out = c.play({"k3s_version": OLDER, "k3s_airgap_dir": airgap(OLDER)})
+    assert rc != 0
+    assert f"{OLDER} is older than the installed {PINNED}: k3s does not support downgrades" in (
+        messages(out)
+    )
+    rc, out = c.play({"k3s_flannel_backend": "host-gw"})
+    assert rc != 0
+    assert "runs k3s with flannel-backend=vxlan (wanted host-gw)" in messages(out)
+    assert "Changing the flannel backend of a running cluster" in messages(out)
+    assert {n: c.started_at(n) for n in NODES} == before
+
+
+def test_reset_needs_its_confirmation_then_removes_k3s(cluster: Cluster):
+    c = cluster
+    rc, out = c.play({}, playbook="k3s-reset.yml")
+    assert rc != 0
+    assert "run with -e k3s_reset_confirm=delete-the-cluster" in messages(out)
+    assert c.ssh("node1", "systemctl is-active k3s", check=False).strip() == "active"
+    rc, out = c.play({"k3s_reset_confirm": "delete-the-cluster"}, playbook="k3s-reset.yml")
+    assert rc == 0, failures(out)
+    nothing_installed(c)
+    for node in NODES:
+        assert c.ssh(node, "systemctl is-active k3s", check=False).strip() != "active"

@@ -1,7 +1,9 @@
 """Three k3s test servers in three lab containers, as systemd units: one cluster with embedded
 etcd, joined the way k3s joins (token, supervisor on :6443, learner then voter), that keeps
-serving with one container stopped, refuses a server with another critical value, rotates its
-Secrets keys across the servers, and comes back from a snapshot with --cluster-reset.
+serving with one container stopped, refuses a server with another critical value, and comes
+back from a snapshot with --cluster-reset. Key rotation across servers (the encryption-config
+hash annotation each restart moves) is exercised through the k3s role in
+tests/k3s/test_k3s_role_lab.py, on the same binary.
 
 The binary is the opsbook k3s test server (`make kube`), copied over SSH to
 /usr/local/bin/k3s as the role installs k3s. The units here are a minimal Type=notify unit;
@@ -188,7 +190,6 @@ def test_three_servers_join_one_etcd_cluster_as_voters(cluster: Cluster):
         assert c.node_condition("s1", node, "Ready")["status"] == "True"
     # Every server serves the same data: write through s1, read through s2 and s3.
     c.kubectl("s1", "create", "configmap", "ha-probe", "--from-literal=written-by=s1")
-    c.kubectl("s1", "create", "secret", "generic", "before-rotation", "--from-literal=v=old-secret")
     for node in ("s2", "s3"):
         assert (
             c.kubectl(node, "get", "configmap", "ha-probe", "-o", "name") == "configmap/ha-probe\n"
@@ -268,55 +269,6 @@ def test_scheduled_snapshots_are_taken_and_pruned_to_the_retention(cluster: Clus
         "Applying snapshot retention=1 to local snapshots with prefix etcd-snapshot"
         in c.journal("s1")
     )
-
-
-def annotations(c: Cluster) -> dict[str, str]:
-    nodes = c.kubectl_json("s1", "get", "nodes", "-l", "node-role.kubernetes.io/control-plane=true")
-    return {n["metadata"]["name"]: n["metadata"]["annotations"]["k3s.io/encryption-config-hash"]
-            for n in nodes["items"]}  # fmt: skip
-
-
-def test_rotate_keys_then_a_restart_of_each_server_moves_the_hash_annotation(cluster: Cluster):
-    c = cluster
-    before = annotations(c)
-    assert len(set(before.values())) == 1
-    assert next(iter(before.values())).startswith("start-")
-    assert "All hashes match" in c.sudo("s1", "k3s secrets-encrypt status")
-    assert (
-        c.sudo("s1", "k3s secrets-encrypt rotate-keys").strip()
-        == "keys rotated, reencryption finished"
-    )
-    after = annotations(c)
-    assert after["s1"].startswith("reencrypt_finished-")
-    assert after["s1"] != before["s1"]
-    assert after["s2"] == before["s2"]
-    assert after["s3"] == before["s3"]
-    assert "Server Encryption Hashes: hash does not match between" in c.sudo(
-        "s1", "k3s secrets-encrypt status"
-    )
-    for node in SERVERS:
-        c.sudo(node, "systemctl restart k3s", timeout=240)
-    final = annotations(c)
-    assert set(final.values()) == {after["s1"]}
-    status = c.sudo("s2", "k3s secrets-encrypt status")
-    assert "Current Rotation Stage: reencrypt_finished" in status
-    assert "Server Encryption Hashes: All hashes match" in status
-    key = re.search(r" \*\s+AES-CBC\s+(aescbckey-\S+)", status).group(1)
-    raw = c.sudo(
-        "s1",
-        "ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 "
-        "--cacert=/var/lib/rancher/k3s/server/tls/etcd/server-ca.crt "
-        "--cert=/var/lib/rancher/k3s/server/tls/etcd/client.crt "
-        "--key=/var/lib/rancher/k3s/server/tls/etcd/client.key "
-        "get /registry/secrets/default/before-rotation --print-value-only | head -c 80 "
-        "| tr -c '[:print:]' .",
-    )
-    assert raw.startswith(f"k8s:enc:aescbc:v1:{key}:")
-    for node in SERVERS:  # the Secret written before the rotation is readable everywhere
-        assert (
-            c.kubectl(node, "get", "secret", "before-rotation", "-o", "jsonpath={.data.v}")
-            == "b2xkLXNlY3JldA=="
-        )
 
 
 def test_snapshot_then_cluster_reset_restore_brings_back_a_deleted_object(cluster: Cluster):

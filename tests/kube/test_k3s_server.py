@@ -283,6 +283,15 @@ def test_restart_with_another_token_fails_and_the_short_form_is_the_same_token(s
     server.start("--cluster-init", token=full)
     server.wait_up()
     assert psk.read_text() != "edited by hand\n"
+    # After these restarts the node's Lease is held under the node's name, as the kubelet holds
+    # it, so each new process renewed it at once instead of waiting for the old one to expire.
+    node = server.kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
+    lease = ("kubectl", f"--kubeconfig={server.kubeconfig}", "get", "lease", "-n",
+             "kube-node-lease", node, "-o", "jsonpath={.spec.holderIdentity}")  # fmt: skip
+    deadline = time.monotonic() + 30
+    while (got := server.k3s(*lease, check=False)).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert got.stdout == node, got.stderr
 
 
 def test_token_rotate_moves_the_bootstrap_data_to_the_new_token(server: Server):

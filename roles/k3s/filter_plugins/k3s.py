@@ -95,16 +95,24 @@ def _condition(node: dict[str, Any], kind: str) -> str | None:
     return None
 
 
-def k3s_node_healthy(nodes: dict[str, Any], name: str, version: str, server: bool) -> bool:
-    """`kubectl get nodes -o json` shows `name` Ready at `version`, and for a server every node
-    with the etcd role a voting member (EtcdIsVoter=True; contract 3.2)."""
+def k3s_node_health_problem(nodes: dict[str, Any], name: str, version: str, server: bool) -> str:
+    """What keeps `name` from being healthy in `kubectl get nodes -o json`, or "" when it is
+    Ready at `version` and, for a server, every node with the etcd role is a voting member
+    (EtcdIsVoter=True; contract 3.2)."""
     items = {n["metadata"]["name"]: n for n in nodes.get("items", [])}
     node = items.get(name)
-    if node is None or _condition(node, "Ready") != "True":
-        return False
-    if node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion") != version:
-        return False
-    return not _truthy(server) or not k3s_not_voting(nodes)
+    if node is None:
+        return f"no Node {name} registered"
+    ready = _condition(node, "Ready")
+    if ready != "True":
+        return f"Node {name} is Ready={ready or 'missing'}"
+    running = node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion")
+    if running != version:
+        return f"Node {name} runs {running}, not {version}"
+    not_voting = k3s_not_voting(nodes) if _truthy(server) else []
+    if not_voting:
+        return "etcd members not voting (EtcdIsVoter not True): " + ", ".join(not_voting)
+    return ""
 
 
 def k3s_not_voting(nodes: dict[str, Any]) -> list[str]:
@@ -133,6 +141,6 @@ class FilterModule:
             "k3s_upgrade_problem": k3s_upgrade_problem,
             "k3s_changed_keys": k3s_changed_keys,
             "k3s_needing_apply": k3s_needing_apply,
-            "k3s_node_healthy": k3s_node_healthy,
+            "k3s_node_health_problem": k3s_node_health_problem,
             "k3s_not_voting": k3s_not_voting,
         }

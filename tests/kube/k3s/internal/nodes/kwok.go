@@ -96,10 +96,11 @@ func StartKwok(ctx context.Context, kubeconfig, nodeName, nodeIP, podCIDR string
 	if err != nil {
 		return err
 	}
-	id, err := controllers.Identity()
-	if err != nil {
-		return err
-	}
+	// The node Lease holder is the node's name, as the kubelet k3s embeds holds it
+	// (kubernetes: pkg/kubelet/kubelet.go, lease.NewController with the node name): a restarted k3s renews
+	// its node's Lease at once. kwok's own Identity() adds a fresh UUID per process, which would
+	// leave a restarted node unmanaged until the previous process's Lease expired.
+	id := nodeName
 	f := false
 	ctr, err := controllers.NewController(controllers.Config{
 		Clock:                           clock.RealClock{},
