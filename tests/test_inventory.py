@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from opsbook.paths import project_root
+from playbook_run import ansible_playbook
 
 ROOT = project_root()
 PRODUCTION = ROOT / "inventory" / "production"
@@ -58,10 +59,5 @@ def test_production_inventory_has_three_servers_with_node_ips() -> None:
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=[p.name for p in PLAYBOOKS])
 def test_playbook_passes_syntax_check_with_the_production_inventory(playbook) -> None:
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", str(PRODUCTION), "--syntax-check", str(playbook)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = ansible_playbook(playbook, None, "--syntax-check", inventory=PRODUCTION)
     assert proc.returncode == 0, proc.stderr

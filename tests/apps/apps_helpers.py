@@ -326,52 +326,6 @@ def dump_name(prefix: str, when: float) -> str:
     return f"{prefix}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}.sql.gz"
 
 
-# -- ansible -----------------------------------------------------------------------------------
-def ansible_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "OPSBOOK_ROOT": str(ROOT),
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_NOCOLOR": "1",
-            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-        }
-    )
-    env.pop("AWS_CA_BUNDLE", None)
-    env.update(extra or {})
-    return env
-
-
-def ansible_playbook(
-    playbook: Path,
-    extra_vars: Mapping[str, Any],
-    *args: str,
-    inventory: Path | None = None,
-    timeout: float = 600,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """ansible-playbook with extra vars from a temporary JSON file (no secret on the argv)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(dict(extra_vars), f)
-        vars_file = f.name
-    try:
-        argv = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-e", f"@{vars_file}", *args]
-        if inventory is not None:
-            argv += ["-i", str(inventory)]
-        return subprocess.run(
-            argv,
-            env=ansible_env(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=ROOT,
-        )
-    finally:
-        os.unlink(vars_file)
-
-
 # -- test settings -----------------------------------------------------------------------------
 INVENTORY = Path(__file__).resolve().parent / "playbooks" / "inventory.yml"
 NODE_CIDRS = ["192.0.2.11/32", "192.0.2.12/32", "2001:db8::13/128"]

@@ -27,12 +27,12 @@ from apps_helpers import (
     INVENTORY,
     NODE_CIDRS,
     ROOT,
-    ansible_env,
-    ansible_playbook,
     base_vars,
     secret_values,
     self_signed_cert,
 )
+
+from playbook_run import ansible_env, ansible_playbook
 
 pytestmark = pytest.mark.kube
 

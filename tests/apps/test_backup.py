@@ -20,13 +20,13 @@ from apps_helpers import (
     ROOT,
     Postgres,
     S3Server,
-    ansible_playbook,
     dump_name,
     run_script,
     script_env,
 )
 
 from conftest import BUCKET
+from playbook_run import ansible_playbook
 
 DAY = 86400
 PREFIX = "honeydue"

@@ -20,12 +20,12 @@ from apps_helpers import (
     INVENTORY,
     NODE_CIDRS,
     ROOT,
-    ansible_playbook,
     base_vars,
     secret_values,
     self_signed_cert,
 )
 
+from playbook_run import ansible_playbook
 from role_filters import load_filters
 
 KUBE_VERSION = "1.36.0"

@@ -7,13 +7,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
-import shlex
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,48 +136,6 @@ def start_server() -> tuple[CfServer, ThreadingHTTPServer]:
     return state, httpd
 
 
-def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
-    env.setdefault("OPSBOOK_ROOT", str(ROOT))
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    env.update(extra or {})
-    return env
-
-
-RunPlaybook = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def run_playbook(
-    inventory: Path,
-    playbook: Path,
-    extra_vars: dict[str, object] | None = None,
-    *args: str,
-    env: dict[str, str] | None = None,
-    timeout: float = 600,
-) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        str(inventory),
-        str(playbook),
-        *args,
-    ]
-    if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
-    return subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        env=ansible_env(env),
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 REFRESH = ROOT / "playbooks" / "ufw-cf-refresh.yml"
 FIREWALL = Path(__file__).resolve().parent / "playbooks" / "firewall.yml"
 
@@ -220,10 +174,7 @@ def node_state(lab: object, node: str) -> NodeState:
         f"cat /etc/ufw/user.rules; echo {SEP}; cat /etc/ufw/user6.rules; echo {SEP}; "
         f"cat /var/lib/opsbook/firewall-cloudflare.json 2>/dev/null; echo {SEP}; ufw status"
     )
-    cmd = labmod.ssh_command(lab, node, ["sudo", "sh", "-c", shlex.quote(script)])  # type: ignore[arg-type]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, check=True, timeout=60, stdin=subprocess.DEVNULL
-    )
+    proc = labmod.run(lab, node, script, sudo=True, timeout=60)  # type: ignore[arg-type]
     parts = proc.stdout.split(SEP + "\n")
     assert len(parts) == 4, proc.stdout
     return NodeState(*parts)

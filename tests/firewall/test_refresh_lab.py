@@ -10,8 +10,8 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,13 +22,12 @@ from firewall_helpers import (
     REFRESH,
     CfServer,
     Route,
-    ansible_env,
     lab_states,
-    run_playbook,
 )
 
 from opsbook.lab import lab as labmod
 from play_recap import recap
+from playbook_run import ansible_env, ansible_playbook
 
 pytestmark = pytest.mark.lab
 
@@ -48,7 +47,7 @@ def lab(tmp_path_factory):
         lab = labmod.up(name, specs, log=lambda _m: None)
         # Baseline: the whole role with the bundled list (the lab's inventory setting).
         # ssh_port 22: sshd stays on 22 here (no ssh role), like production after the move.
-        proc = run_playbook(lab.inventory, FIREWALL, {"ssh_port": 22})
+        proc = ansible_playbook(FIREWALL, {"ssh_port": 22}, inventory=lab.inventory)
         assert proc.returncode == 0, proc.stdout[-3000:]
         yield lab
     finally:
@@ -71,7 +70,9 @@ def refresh(lab, server: CfServer, lock_file: Path, kinds=("json", "text"), diff
         **extra,
     }
     started = time.monotonic()
-    proc = run_playbook(lab.inventory, REFRESH, extra_vars, *(["--diff"] if diff else []))
+    proc = ansible_playbook(
+        REFRESH, extra_vars, *(["--diff"] if diff else []), inventory=lab.inventory
+    )
     proc.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
     return proc
 
@@ -257,25 +258,21 @@ def test_a_second_refresh_waits_then_gives_up(lab, cf_server, lock_file):
 
 def test_two_refreshes_at_once_one_runs_one_gives_up(lab, cf_server, lock_file):
     cf_server.serve_lists(CF_V4, CF_V6)
-    extra = json.dumps(
-        {
-            "ssh_port": 22,
-            "firewall_cloudflare_source": "fetch",
-            "firewall_cloudflare_sources": cf_server.sources(("json",)),
-            "firewall_cloudflare_lock_file": str(lock_file),
-            "firewall_cloudflare_lock_wait": 1,
-        }
-    )
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i", str(lab.inventory), str(REFRESH), "-e", extra,
-    ]  # fmt: skip
-    runs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         env=ansible_env())
-        for _ in range(2)
-    ]  # fmt: skip
-    outputs = [(p.communicate(timeout=300)[0], p.returncode) for p in runs]
+    extra = {
+        "ssh_port": 22,
+        "firewall_cloudflare_source": "fetch",
+        "firewall_cloudflare_sources": cf_server.sources(("json",)),
+        "firewall_cloudflare_lock_file": str(lock_file),
+        "firewall_cloudflare_lock_wait": 1,
+    }
+    with ThreadPoolExecutor(2) as pool:  # the two runs at once
+        runs = list(
+            pool.map(
+                lambda _: ansible_playbook(REFRESH, extra, inventory=lab.inventory, timeout=300),
+                range(2),
+            )
+        )
+    outputs = [(p.stdout + p.stderr, p.returncode) for p in runs]
     codes = sorted(rc for _, rc in outputs)
     assert codes[0] == 0, outputs
     assert codes[1] != 0, outputs

@@ -11,11 +11,12 @@ import threading
 import time
 
 import pytest
-from firewall_helpers import FIREWALL, node_state, run_playbook
+from firewall_helpers import FIREWALL, node_state
 
 from opsbook.lab import lab as labmod
 from opsbook.lab import sshkeys
 from play_recap import recap
+from playbook_run import ansible_playbook
 
 pytestmark = pytest.mark.lab
 
@@ -40,7 +41,9 @@ def ssh(lab, *command: str, port: int = 22) -> subprocess.CompletedProcess[str]:
 
 def test_check_mode_on_a_fresh_node_shows_the_plan_and_installs_nothing(lab):
     # Runs first, while the node is fresh: ufw is not installed yet.
-    proc = run_playbook(lab.inventory, FIREWALL, {"ssh_port": 22}, "--check", "--diff")
+    proc = ansible_playbook(
+        FIREWALL, {"ssh_port": 22}, "--check", "--diff", inventory=lab.inventory
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert recap(proc.stdout)["node1"]["changed"] > 0
     assert "443  # opsbook:firewall:cloudflare" in proc.stdout  # the planned rules, as a diff
@@ -69,7 +72,9 @@ def test_enabling_ufw_keeps_the_live_session(lab):
     try:
         time.sleep(2)
         assert ticks, "the session never started"
-        proc = run_playbook(lab.inventory, FIREWALL)  # ssh_port 2222 from the lab settings
+        proc = ansible_playbook(
+            FIREWALL, inventory=lab.inventory
+        )  # ssh_port 2222 from the lab settings
         assert proc.returncode == 0, proc.stdout[-3000:]
         assert recap(proc.stdout)["node1"]["changed"] >= 1
         enabled_at = time.monotonic()
@@ -104,7 +109,7 @@ def test_after_the_ssh_role_moves_to_2222_port_22_stays_closed(lab):
     done = ssh(lab, "sudo", "sh", "-c", shlex.quote(move))
     assert done.returncode == 0, done.stderr
     assert ssh(lab, "true", port=2222).returncode == 0
-    proc = run_playbook(lab.inventory, FIREWALL)
+    proc = ansible_playbook(FIREWALL, inventory=lab.inventory)
     assert proc.returncode == 0, proc.stdout[-3000:]
     lines = [" ".join(line.split()) for line in node_state(lab, "node1").status.splitlines()]
     ssh_lines = [line for line in lines if line.startswith(("22/", "2222/"))]
@@ -112,5 +117,5 @@ def test_after_the_ssh_role_moves_to_2222_port_22_stays_closed(lab):
         "2222/tcp (v6) ALLOW Anywhere (v6) # opsbook:ssh",
         "2222/tcp ALLOW Anywhere # opsbook:ssh",
     ]
-    again = run_playbook(lab.inventory, FIREWALL)
+    again = ansible_playbook(FIREWALL, inventory=lab.inventory)
     assert recap(again.stdout)["node1"]["changed"] == 0

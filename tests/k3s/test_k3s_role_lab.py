@@ -1,63 +1,81 @@
-"""The k3s role's operations on a running cluster, in three lab containers over SSH, against
-the opsbook k3s test server (a test double of k3s; README "k3s test server").
+"""The k3s role's operations on a running cluster, in four lab containers over SSH (three
+servers, one agent), against the opsbook k3s test server (a test double of k3s; README "k3s
+test server").
 
 One cluster goes through a production life, in order: refusals that must change nothing on
-fresh nodes; an install of an older release without secrets encryption; a drifted token
-refused; encryption turned on in the running cluster (Secrets written before it end up
-ciphertext); a broken build that stops the upgrade at the first server; an upgrade that stops
-when a server's container goes away mid-way, while the others keep serving, then completes;
-and a key rotation that keeps old Secrets readable.
+fresh nodes; an install of an older release without secrets encryption (the servers join the
+way k3s joins: learner, then voter); a drifted token refused; encryption turned on in the
+running cluster (Secrets written before it end up ciphertext); a broken build that stops the
+upgrade at the first server; an upgrade that stops when a server's container goes away
+mid-way, while the others keep serving, then completes with each node drained first; a key
+rotation that keeps old Secrets readable; scheduled snapshots pruned to their retention; a
+downgrade and an unasked flannel change refused; the token rotated; the flannel backend
+migrated; a restore of the three servers from a snapshot (k3s's own procedure, by hand); and
+the reset.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from opsbook.kube import binaries
 from opsbook.lab import lab as labmod
 from opsbook.lab.podman import podman
+from playbook_run import ansible_playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.kube]
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = "pytest-k3s-role"
-NODES = ("node1", "node2", "node3")
+NODES = ("node1", "node2", "node3")  # the servers
+AGENT = "node4"
+ALL = (*NODES, AGENT)
 VERSIONS = binaries.build_versions()
 PINNED, OLDER = VERSIONS["K3S_VERSION"], VERSIONS["K3S_TEST_OLDER"]
 NEWER, BROKEN = VERSIONS["K3S_TEST_NEWER"], VERSIONS["K3S_TEST_BROKEN"]
-# Quick health checks for the test server; production keeps the role's defaults.
-FAST = {"k3s_health_timeout": 60, "k3s_health_poll": 2}
+# Quick health checks for the test server (production keeps the role's defaults), and a
+# scheduled snapshot every minute, one kept, so the schedule and its retention show here.
+LAB_VARS = {
+    "k3s_health_timeout": 60,
+    "k3s_health_poll": 2,
+    "k3s_snapshot_cron": "* * * * *",
+    "k3s_snapshot_retention": 1,
+}
+SNAPSHOTS = "/var/lib/rancher/k3s/server/db/snapshots"
 
 
 class Cluster:
     def __init__(self, lab: labmod.Lab, tmp: Path) -> None:
         self.lab = lab
         self.tmp = tmp
+        self.kubeconfig = tmp / "kubeconfig"
+        self.releases: ReleaseServer | None = None
 
     def play(
         self, extra: dict, *args: str, playbook: str = "k3s.yml", inventories: tuple[Path, ...] = ()
     ) -> tuple[int, dict]:
         """ansible-playbook with the JSON callback: (rc, parsed output)."""
-        varfile = self.tmp / "extra.json"
-        varfile.write_text(json.dumps({**FAST, **extra}))
-        inv = [arg for i in (self.lab.inventory, *inventories) for arg in ("-i", str(i))]
-        proc = subprocess.run(
-            ["ansible-playbook", *inv, str(ROOT / "playbooks" / playbook), "-e", f"@{varfile}",
-             *args],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200,
-            env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}, check=False,
-        )  # fmt: skip
+        proc = ansible_playbook(
+            ROOT / "playbooks" / playbook,
+            {**LAB_VARS, "k3s_kubeconfig_dest": str(self.kubeconfig), **extra},
+            *args,
+            inventory=(self.lab.inventory, *inventories),
+            env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
+            timeout=1200,
+        )
         try:
             return proc.returncode, json.loads(proc.stdout)
         except ValueError:
@@ -66,34 +84,43 @@ class Cluster:
                 f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
             )
 
-    def ssh(self, node: str, command: str, check: bool = True) -> str:
-        proc = subprocess.run(
-            labmod.ssh_command(self.lab, node, [f"sudo -n sh -c {shlex.quote(command)}"]),
-            capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        if check:
-            assert proc.returncode == 0, f"{node}: {command}: {proc.stderr}"
-        return proc.stdout
+    def ssh(self, node: str, command: str, check: bool = True, timeout: float = 120) -> str:
+        return labmod.run(self.lab, node, command, sudo=True, check=check, timeout=timeout).stdout
 
     def nodes(self, via: str = "node1") -> dict[str, dict]:
         out = self.ssh(via, "k3s kubectl get nodes -o json")
         return {n["metadata"]["name"]: n for n in json.loads(out)["items"]}
 
     def versions(self) -> dict[str, str]:
-        return {n: self.ssh(n, "/usr/local/bin/k3s --version | head -1").split()[2] for n in NODES}
+        return {n: self.ssh(n, "/usr/local/bin/k3s --version | head -1").split()[2] for n in ALL}
 
-    def started_at(self, node: str) -> str:
-        return self.ssh(node, "systemctl show -p ActiveEnterTimestampMonotonic --value k3s").strip()
+    def started_at(self, node: str) -> int:
+        unit = "k3s-agent" if node == AGENT else "k3s"
+        out = self.ssh(node, f"systemctl show -p ActiveEnterTimestampMonotonic --value {unit}")
+        return int(out.strip())
+
+    def journal(self, node: str) -> str:
+        return self.ssh(node, "journalctl -u k3s --no-pager -o cat", check=False)
+
+    def etcdctl(self, command: str) -> str:
+        """etcdctl on node1 with k3s's etcd client certificate; `command` is shell text."""
+        argv = binaries.etcdctl_argv("/var/lib/rancher/k3s", etcdctl="/tmp/etcdctl")
+        return self.ssh("node1", f"{shlex.join(argv)} {command}")
 
     def raw_secret(self, name: str) -> str:
-        tls = "/var/lib/rancher/k3s/server/tls/etcd"
-        return self.ssh(
-            "node1",
-            f"/tmp/etcdctl --endpoints=https://127.0.0.1:2379 --cacert={tls}/server-ca.crt "
-            f"--cert={tls}/client.crt --key={tls}/client.key "
+        return self.etcdctl(
             f"get /registry/secrets/default/{name} --print-value-only | head -c 600 "
-            "| tr -c '[:print:]' .",
+            "| tr -c '[:print:]' ."
         )
+
+    @staticmethod
+    def node_ready(node: dict) -> bool:
+        conds = node["status"].get("conditions", [])
+        return any(x["type"] == "Ready" and x["status"] == "True" for x in conds)
+
+    def pods(self, selector: str) -> list[dict]:
+        out = self.ssh("node1", f"k3s kubectl get pods -l {selector} -o json")
+        return json.loads(out)["items"]
 
 
 def messages(output: dict) -> str:
@@ -125,21 +152,65 @@ def airgap(version: str) -> str:
     return str(binaries.airgap_dir(version))
 
 
+class ReleaseServer(ThreadingHTTPServer):
+    """The k3s release layout (<url>/<version>/k3s, <url>/<version>/sha256sum-amd64.txt) over
+    HTTP on the lab bridge's gateway, from the air-gap directories `make kube` builds: the
+    role's `url` install source, for real, without the internet. Records each request path."""
+
+    def __init__(self, address: str) -> None:
+        self.paths: list[str] = []
+        directory = str(binaries.airgap_dir(PINNED).parent)
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=directory, **kwargs)
+
+            def log_message(self, *args: object) -> None:
+                server.paths.append(self.path)
+
+        super().__init__((address, 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     specs = [labmod.NodeSpec(n, "debian12", ("k3s_servers",)) for n in NODES]
+    specs.append(labmod.NodeSpec(AGENT, "debian12", ("k3s_agents",)))
     try:
         lab = labmod.up(LAB, specs, log=lambda _m: None)
         c = Cluster(lab, tmp_path_factory.mktemp("k3s-role"))
         subprocess.run(labmod.scp_command(lab, "node1", [binaries.binary("etcdctl")], "/tmp/"),
                        check=True, timeout=120)  # fmt: skip
+        c.releases = ReleaseServer(lab.gateway)
         yield c
+        c.releases.shutdown()
     finally:
         labmod.down(LAB, log=lambda _m: None)
 
 
+def wait(what: str, check: Callable[[], object], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (AssertionError, labmod.LabError, subprocess.SubprocessError, ValueError,
+                KeyError) as exc:  # fmt: skip
+            last = exc
+        if last is True:
+            return
+        time.sleep(2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}: {last}")
+
+
 def nothing_installed(c: Cluster) -> None:
-    for node in NODES:
+    for node in ALL:
         paths = (
             "/usr/local/bin/k3s /etc/rancher/k3s /usr/local/lib/opsbook-k3s /var/lib/rancher/k3s"
         )
@@ -178,19 +249,48 @@ def test_refusals_change_nothing_on_fresh_nodes(cluster: Cluster):
     nothing_installed(c)
 
 
-def test_an_older_release_installs_without_encryption(cluster: Cluster):
+def test_an_older_release_installs_from_its_url_without_encryption(cluster: Cluster):
     c = cluster
-    rc, out = c.play({"k3s_version": OLDER, "k3s_airgap_dir": airgap(OLDER),
-                      "k3s_secrets_encryption": False})  # fmt: skip
+    assert c.releases is not None
+    source = {"k3s_install_source": "url", "k3s_release_url": c.releases.url}
+    rc, out = c.play({"k3s_version": OLDER, **source, "k3s_secrets_encryption": False})
     assert rc == 0, failures(out)
+    # Each node downloaded the binary and the checksum file of the release (the "+" of the
+    # version URL-encoded, as in GitHub's release URLs).
+    quoted = OLDER.replace("+", "%2B")
+    assert sorted(p for p in c.releases.paths if p.endswith("/k3s")) == [f"/{quoted}/k3s"] * 4
+    assert f"/{quoted}/sha256sum-amd64.txt" in c.releases.paths
     nodes = c.nodes()
-    assert sorted(nodes) == list(NODES)
+    assert sorted(nodes) == list(ALL)
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes.values()} == {OLDER}
+    # The servers joined the way k3s joins: a learner first, promoted to voter by the leader.
+    for node in ("node2", "node3"):
+        journal = c.journal(node)
+        assert "Managed etcd cluster not yet initialized" in journal
+        ip = c.lab.node(node).ip
+        assert re.search(rf"Adding member {node}-[0-9a-f]{{8}}=https://{ip}:2380", journal)
+    members = json.loads(c.etcdctl("member list -w json"))["members"]
+    assert sorted(m["name"].rsplit("-", 1)[0] for m in members) == list(NODES)  # not the agent
+    assert not any(m.get("isLearner") for m in members)
+    # The agent joined the servers and runs k3s-agent; it starts after every server.
+    assert c.started_at(AGENT) > max(c.started_at(n) for n in NODES)
     c.ssh("node1", "k3s kubectl create secret generic before-encryption --from-literal=v=old-plain")
     assert "old-plain" in c.raw_secret("before-encryption")  # stored as plain protobuf
-    for node in NODES:
+    # Every server serves the same data.
+    for node in ("node2", "node3"):
+        assert "before-encryption" in c.ssh(node, "k3s kubectl get secret -o name")
+    for node in ALL:
         modes = c.ssh(node, "stat -c %a /etc/rancher/k3s/config.yaml /etc/rancher/k3s/token")
         assert modes.split() == ["600", "600"]
+    # Every key the role sets is a key of config.yaml, none hidden in its comment lines.
+    config = yaml.safe_load(c.ssh("node1", "cat /etc/rancher/k3s/config.yaml"))
+    assert config["cluster-cidr"] == "10.42.0.0/16"
+    assert config["node-ip"] == c.lab.node("node1").ip
+    agent = yaml.safe_load(c.ssh(AGENT, "cat /etc/rancher/k3s/config.yaml"))
+    assert sorted(agent) == ["node-ip", "node-name", "server", "token-file"]
+    assert oct(c.kubeconfig.stat().st_mode & 0o777) == "0o600"
+    # An old scheduled snapshot the retention (1) prunes (checked after the key rotation).
+    c.ssh("node1", f"touch {SNAPSHOTS}/etcd-snapshot-node1-100")
 
 
 def test_a_token_that_differs_from_the_cluster_is_refused_and_nothing_restarts(cluster: Cluster):
@@ -240,7 +340,7 @@ def test_a_broken_build_stops_the_upgrade_at_the_first_server(cluster: Cluster):
     assert time.monotonic() - started < 75  # the play takes ~25 s besides the gate
     versions = c.versions()
     assert versions["node1"] == BROKEN
-    assert versions["node2"] == versions["node3"] == OLDER  # untouched
+    assert versions["node2"] == versions["node3"] == versions[AGENT] == OLDER  # untouched
     # node2 and node3 keep the cluster serving (2 of 3 etcd members).
     c.ssh("node2", "k3s kubectl create configmap during-broken-upgrade")
     assert "during-broken-upgrade" in c.ssh("node3", "k3s kubectl get configmap -o name")
@@ -268,7 +368,9 @@ def test_an_upgrade_stops_when_a_server_goes_away_mid_way_then_completes(cluster
     watcher = threading.Thread(target=stop_node3_once_node2_upgrades, daemon=True)
     watcher.start()
     try:
-        rc, out = c.play({})  # the pinned release: node1 recovers from the broken build first
+        # The pinned release: node1 recovers from the broken build first. This play is meant
+        # to fail at node2's gate (node3 gone): a short health timeout.
+        rc, out = c.play({"k3s_health_timeout": 30})
         watcher.join(timeout=60)
         assert stopped.is_set(), f"node2 was never upgraded (rc {rc}): {failures(out)}"
         assert rc != 0, "the play went on with node3 gone"
@@ -281,11 +383,61 @@ def test_an_upgrade_stops_when_a_server_goes_away_mid_way_then_completes(cluster
         podman("start", container, timeout=60)
     labmod.wait_for_ssh(c.lab.node("node3").ip, 22, 120)
     assert c.ssh("node3", "/usr/local/bin/k3s --version | head -1").split()[2] == OLDER
-    rc, out = c.play({})
+    # node3's enabled unit brings it back as an existing member: no second join.
+    wait(
+        "node3 serving again",
+        lambda: (
+            "configmap/during-node3-outage"
+            in c.ssh("node3", "k3s kubectl get configmap during-node3-outage -o name", check=False)
+        ),
+    )
+    assert "Managed etcd cluster bootstrap already complete and initialized" in c.journal("node3")
+
+    # The rest of the upgrade through k3s-upgrade.yml, each node drained before its restart:
+    # a pod held on the agent is evicted by the drain and comes back once it is uncordoned.
+    probe = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "drain-probe"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "drain-probe"}},
+            "template": {
+                "metadata": {"labels": {"app": "drain-probe"}},
+                "spec": {"nodeSelector": {"kubernetes.io/hostname": AGENT},
+                         "containers": [{"name": "main", "image": "registry.local/probe:1"}]},
+            },
+        },
+    }  # fmt: skip
+    c.ssh("node1", f"printf %s {shlex.quote(json.dumps(probe))} | k3s kubectl apply -f -")
+    wait(
+        "the drain probe running on the agent",
+        lambda: (
+            [
+                (p["spec"].get("nodeName"), p["status"].get("phase"))
+                for p in c.pods("app=drain-probe")
+            ]
+            == [(AGENT, "Running")]
+        ),
+    )
+    before = c.pods("app=drain-probe")[0]["metadata"]["uid"]
+    rc, out = c.play({"k3s_upgrade_drain": True}, playbook="k3s-upgrade.yml")
     assert rc == 0, failures(out)
-    assert c.versions() == dict.fromkeys(NODES, PINNED)
+    assert c.versions() == dict.fromkeys(ALL, PINNED)
     nodes = c.nodes()
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes.values()} == {PINNED}
+    assert not any(n["spec"].get("unschedulable") for n in nodes.values())  # uncordoned
+    drained = [
+        t["task"]["name"].split(" : ", 1)[-1]
+        for p in out["plays"]
+        for t in p["tasks"]
+        if "Drain before its upgrade restart" in t["task"]["name"]
+        and any(not r.get("skipped") for r in t["hosts"].values())
+    ]
+    assert drained == [
+        "Drain before its upgrade restart: node3",
+        f"Drain before its upgrade restart: {AGENT}",
+    ], drained
+    wait("the drain probe back on the agent", lambda: [
+        (p["metadata"]["uid"] != before, p["spec"].get("nodeName"), p["status"].get("phase"))
+        for p in c.pods("app=drain-probe")] == [(True, AGENT, "Running")])  # fmt: skip
 
 
 def key_name(raw: str) -> str:
@@ -308,6 +460,21 @@ def test_rotate_keys_keeps_old_secrets_readable(cluster: Cluster):
         )
 
 
+def test_scheduled_snapshots_are_taken_and_pruned_to_the_retention(cluster: Cluster):
+    c = cluster
+    # Every minute since the install (k3s_snapshot_cron), one kept (k3s_snapshot_retention).
+    names = c.ssh("node1", f"ls {SNAPSHOTS}").split()
+    scheduled = [n for n in names if n.startswith("etcd-snapshot-")]
+    assert len(scheduled) == 1, names
+    assert scheduled[0].startswith("etcd-snapshot-node1-"), names
+    assert "etcd-snapshot-node1-100" not in names
+    assert any(n.startswith("pre-upgrade-node1-") for n in names), names  # on demand: kept
+    assert (
+        "Applying snapshot retention=1 to local snapshots with prefix etcd-snapshot"
+        in c.journal("node1")
+    )
+
+
 def test_a_downgrade_and_a_flannel_change_are_refused_on_the_running_cluster(cluster: Cluster):
     c = cluster
     before = {n: c.started_at(n) for n in NODES}
@@ -323,6 +490,78 @@ def test_a_downgrade_and_a_flannel_change_are_refused_on_the_running_cluster(clu
     assert {n: c.started_at(n) for n in NODES} == before
 
 
+NEW_TOKEN = "rotated-token-0123456789abcdef"
+
+
+def in_turn(before: dict[str, int], after: dict[str, int], order: tuple[str, ...]) -> None:
+    """Each node of `order` restarted, one after the other in that order."""
+    assert all(after[n] > before[n] for n in order), (before, after)
+    assert sorted(order, key=after.__getitem__) == list(order), after
+
+
+def test_the_token_rotates_and_every_node_restarts_in_turn_with_it(cluster: Cluster):
+    c = cluster
+    before = {n: c.started_at(n) for n in ALL}
+    rc, out = c.play({"k3s_token": NEW_TOKEN, "k3s_token_rotate": True})
+    assert rc == 0, failures(out)
+    assert NEW_TOKEN not in json.dumps(out)
+    in_turn(before, {n: c.started_at(n) for n in ALL}, ALL)
+    server_token = c.ssh("node1", "cat /var/lib/rancher/k3s/server/token").strip()
+    assert server_token.startswith("K10")
+    assert server_token.endswith(f"::server:{NEW_TOKEN}")
+    for node in ALL:
+        assert c.ssh(node, "cat /etc/rancher/k3s/token").strip().split("::server:")[-1] == (
+            NEW_TOKEN
+        )
+    assert all(c.node_ready(n) for n in c.nodes().values()), "a node is not Ready on the new token"
+    # The vault now holds the new token: the next run takes it as the cluster's.
+    rc, out = c.play({"k3s_token": NEW_TOKEN})
+    assert rc == 0, failures(out)
+    assert all(h["changed"] == 0 for h in out["stats"].values()), out["stats"]
+
+
+def test_the_flannel_backend_migrates_with_its_variable_servers_first(cluster: Cluster):
+    c = cluster
+    before = {n: c.started_at(n) for n in ALL}
+    rc, out = c.play({"k3s_flannel_backend": "host-gw", "k3s_flannel_migration": True})
+    assert rc == 0, failures(out)
+    # Every server restarted on the new backend, one at a time, then the agent, which takes
+    # the backend from the servers when it starts.
+    in_turn(before, {n: c.started_at(n) for n in ALL}, ALL)
+    for node in NODES:
+        assert "flannel-backend: host-gw" in c.ssh(node, "cat /etc/rancher/k3s/config.yaml")
+    assert all(c.node_ready(n) for n in c.nodes().values())
+    rc, out = c.play({"k3s_flannel_backend": "host-gw"})  # done: no migration variable needed
+    assert rc == 0, failures(out)
+    assert all(h["changed"] == 0 for h in out["stats"].values()), out["stats"]
+
+
+def test_the_servers_come_back_from_a_snapshot_with_cluster_reset(cluster: Cluster):
+    """k3s's restore procedure (docs: cli/etcd-snapshot.md), by hand: the role has none."""
+    c = cluster
+    c.ssh("node1", "k3s kubectl create configmap restore-me --from-literal=v=1")
+    saved = c.ssh("node1", "k3s etcd-snapshot save --name pre-reset 2>&1")
+    match = re.search(r"Snapshot (pre-reset-node1-\d+) saved\.", saved)
+    assert match, saved
+    c.ssh("node1", "k3s kubectl delete configmap restore-me")
+    for node in ("node3", "node2", "node1"):
+        c.ssh(node, "systemctl stop k3s")
+    out = c.ssh(
+        "node1",
+        f"k3s server --cluster-reset --cluster-reset-restore-path={SNAPSHOTS}/{match.group(1)} "
+        "2>&1",
+        timeout=240,
+    )
+    assert "Managed etcd cluster membership has been reset, restart without --cluster-reset" in out
+    c.ssh("node1", "systemctl start k3s")
+    for node in ("node2", "node3"):
+        c.ssh(node, "rm -rf /var/lib/rancher/k3s/server/db && systemctl start k3s")
+    assert "restore-me" in c.ssh("node2", "k3s kubectl get configmap restore-me -o name")
+    members = json.loads(c.etcdctl("member list -w json"))["members"]
+    assert len(members) == 3
+    assert not any(m.get("isLearner") for m in members)
+
+
 def test_reset_needs_its_confirmation_then_removes_k3s(cluster: Cluster):
     c = cluster
     rc, out = c.play({}, playbook="k3s-reset.yml")
@@ -332,5 +571,6 @@ def test_reset_needs_its_confirmation_then_removes_k3s(cluster: Cluster):
     rc, out = c.play({"k3s_reset_confirm": "delete-the-cluster"}, playbook="k3s-reset.yml")
     assert rc == 0, failures(out)
     nothing_installed(c)
-    for node in NODES:
-        assert c.ssh(node, "systemctl is-active k3s", check=False).strip() != "active"
+    for node in ALL:
+        states = c.ssh(node, "systemctl is-active k3s k3s-agent", check=False).split()
+        assert "active" not in states, (node, states)

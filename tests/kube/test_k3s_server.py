@@ -31,9 +31,10 @@ PINNED = binaries.build_versions()
 class Server:
     """One `k3s server` in `directory`, started and stopped by the test."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str = "single", start: int = 100) -> None:
         self.directory = directory
-        self.address = free_address(100)
+        self.name = name
+        self.address = free_address(start)
         self.data_dir = directory / "data"
         self.config = directory / "etc" / "config.yaml"
         self.kubeconfig = directory / "k3s.yaml"
@@ -47,7 +48,7 @@ class Server:
             f"--config={self.config}",
             f"--data-dir={self.data_dir}",
             f"--node-ip={self.address}",
-            "--node-name=single",
+            f"--node-name={self.name}",
             f"--write-kubeconfig={self.kubeconfig}",
             "--etcd-disable-snapshots",
             *extra,
@@ -78,6 +79,15 @@ class Server:
                 pytest.fail(f"k3s server exited:\n{self.log()[-3000:]}")
             time.sleep(0.3)
         pytest.fail(f"k3s server not up after {timeout}s:\n{self.log()[-3000:]}")
+
+    def wait_log(self, message: str, timeout: float = 90) -> str:
+        """The log once it holds `message` (the process may exit or keep retrying)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if message in self.log():
+                return self.log()
+            time.sleep(0.3)
+        pytest.fail(f"{message!r} not logged after {timeout}s:\n{self.log()[-3000:]}")
 
     def wait_exit(self, timeout: float = 60) -> str:
         assert self.proc is not None
@@ -187,11 +197,7 @@ def test_first_start_writes_k3s_layout_token_and_kubeconfig(server: Server):
     assert "client-certificate-data" in kc["users"][0]["user"]
     # The bootstrap data is in etcd under /bootstrap/<first 12 hex of sha256(password)>.
     key = "/bootstrap/" + hashlib.sha256(b"short-password-1").hexdigest()[:12]
-    etcdctl = [
-        str(binaries.binary("etcdctl")), f"--endpoints=https://{server.address}:2379",
-        f"--cacert={server.tls('etcd', 'server-ca.crt')}",
-        f"--cert={server.tls('etcd', 'client.crt')}", f"--key={server.tls('etcd', 'client.key')}",
-    ]  # fmt: skip
+    etcdctl = binaries.etcdctl_argv(server.data_dir, f"https://{server.address}:2379")
     keys = subprocess.run(
         [*etcdctl, "get", "--prefix", "/bootstrap", "--keys-only"],
         capture_output=True, text=True, check=True,
@@ -283,6 +289,39 @@ def test_restart_with_another_token_fails_and_the_short_form_is_the_same_token(s
     server.start("--cluster-init", token=full)
     server.wait_up()
     assert psk.read_text() != "edited by hand\n"
+
+
+def test_joins_refused_without_a_token_with_a_wrong_ca_hash_and_with_another_cluster_cidr(
+    server: Server, tmp_path: Path
+):
+    """A second server joining the first (k3s: pkg/cluster/bootstrap.go, pkg/etcd/etcd.go
+    join; pkg/server/handlers/handlers.go config validation) is refused before it joins."""
+    server.start("--cluster-init", token="join-token-1")
+    server.wait_up()
+    joiner = Server(tmp_path / "joiner", name="joiner", start=150)
+    join = f"--server=https://{server.address}:6443"
+    try:
+        joiner.start(join, token=None)
+        joiner.wait_log("token is required to join a cluster")
+        joiner.stop()
+        joiner.start(join, token=f"K10{'0' * 64}::server:join-token-1")
+        joiner.wait_log(
+            "failed to check if bootstrap data has been initialized: failed to validate token: "
+            f"token CA hash does not match the Cluster CA certificate hash: {'0' * 64} != "
+        )
+        joiner.stop()
+        joiner.start(join, "--cluster-cidr=10.99.0.0/16", token="join-token-1")
+        log = joiner.wait_log("critical configuration value mismatch between servers")
+        assert "critical configuration mismatched: cluster-cidr" in log
+        assert "failed to validate server configuration" in log
+    finally:
+        joiner.stop()
+    members = subprocess.run(
+        [*binaries.etcdctl_argv(server.data_dir, f"https://{server.address}:2379"),
+         "member", "list"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.splitlines()  # fmt: skip
+    assert [m.split(", ")[2].rsplit("-", 1)[0] for m in members] == ["single"]
 
 
 def test_token_rotate_moves_the_bootstrap_data_to_the_new_token(server: Server):

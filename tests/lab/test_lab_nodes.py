@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 
 import pytest
@@ -24,9 +25,7 @@ def lab() -> labmod.Lab:
 
 
 def _ssh(lab: labmod.Lab, node: str, *cmd: str) -> str:
-    return subprocess.run(
-        labmod.ssh_command(lab, node, cmd), capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return labmod.run(lab, node, shlex.join(cmd)).stdout.strip()
 
 
 def test_nodes_run_systemd_and_answer_ssh(lab: labmod.Lab) -> None:

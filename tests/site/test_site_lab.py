@@ -15,6 +15,7 @@ import pytest
 
 from opsbook.kube import binaries
 from opsbook.lab import lab as labmod
+from playbook_run import ansible_playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.kube]
 # The lab inventory's opsbook_kubeconfig is .opsbook/kube/<lab>/kubeconfig: the k3s play
@@ -49,8 +50,7 @@ def opsbook(*args: str) -> tuple[int, list[dict[str, object]]]:
 
 
 def node_has(lab: labmod.Lab, node: str, package: str) -> bool:
-    cmd = labmod.ssh_command(lab, node, ["dpkg-query", "-W", "-f='${Status}'", package])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+    out = labmod.run(lab, node, f"dpkg-query -W -f='${{Status}}' {package}", check=False)
     return "install ok installed" in out.stdout
 
 
@@ -65,14 +65,11 @@ def test_check_mode_on_fresh_nodes_changes_nothing(lab: labmod.Lab) -> None:
 
 
 def test_site_converges_with_plain_ansible_playbook(lab: labmod.Lab) -> None:
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", str(lab.inventory), str(ROOT / "playbooks" / "site.yml")],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
+    proc = ansible_playbook(
+        ROOT / "playbooks" / "site.yml",
+        inventory=lab.inventory,
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
         timeout=1200,
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads(proc.stdout)["stats"]

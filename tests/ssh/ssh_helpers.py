@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import threading
@@ -15,8 +14,8 @@ from typing import Any
 from opsbook.lab import lab as labmod
 from opsbook.lab import sshkeys
 from opsbook.lab.image import LAB_USER
-from opsbook.paths import project_root
 from play_recap import recap
+from playbook_run import ansible_playbook
 
 PLAYBOOK = Path(__file__).resolve().parent / "ssh.yml"
 
@@ -34,22 +33,15 @@ class Run:
 
 def playbook(lab: labmod.Lab, node: str, *args: str) -> Run:
     """tests/ssh/ssh.yml (discovery + the ssh role) against one node of the lab inventory."""
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
+    proc = ansible_playbook(
+        PLAYBOOK,
+        None,
+        "--limit",
+        node,
+        *args,
+        inventory=lab.inventory,
         # Facts are cached by host name; lab node names repeat across labs.
-        "ANSIBLE_CACHE_PLUGIN": "memory",
-    }
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", str(lab.inventory), "--limit", node, str(PLAYBOOK), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-        stdin=subprocess.DEVNULL,
+        env={"ANSIBLE_CACHE_PLUGIN": "memory"},
     )
     return Run(proc.returncode, proc.stdout + proc.stderr)
 

@@ -66,3 +66,19 @@ def build_versions() -> dict[str, str]:
     pairs = [line.split("=", 1) for line in path.read_text().splitlines()]
     values = {k: v for k, v in (p for p in pairs if len(p) == 2) if not k.startswith("#")}
     return {**values, "K3S_VERSION": k3s_version()}
+
+
+def etcdctl_argv(
+    data_dir: str | Path, endpoint: str = "https://127.0.0.1:2379", etcdctl: str | Path = ""
+) -> list[str]:
+    """etcdctl with the etcd client certificate of k3s's data dir `data_dir` (k3s:
+    pkg/daemons/control/deps/deps.go: server/tls/etcd/server-ca.crt, client.crt, client.key).
+    The one place these flags are written; `data_dir` may be a path on a lab node."""
+    tls = Path(data_dir) / "server" / "tls" / "etcd"
+    return [
+        str(etcdctl or binary("etcdctl")),
+        f"--endpoints={endpoint}",
+        f"--cacert={tls / 'server-ca.crt'}",
+        f"--cert={tls / 'client.crt'}",
+        f"--key={tls / 'client.key'}",
+    ]

@@ -416,11 +416,7 @@ class TestCluster:
     ) -> subprocess.CompletedProcess[bytes]:
         """etcdctl against the server's etcd with k3s's etcd client certificate."""
         argv = [
-            str(self.bin_dir / "etcdctl"),
-            f"--endpoints={self.etcd_endpoint}",
-            f"--cacert={self.tls('etcd', 'server-ca.crt')}",
-            f"--cert={self.tls('etcd', 'client.crt')}",
-            f"--key={self.tls('etcd', 'client.key')}",
+            *binaries.etcdctl_argv(self.data_dir, self.etcd_endpoint, self.bin_dir / "etcdctl"),
             *args,
         ]
         proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)

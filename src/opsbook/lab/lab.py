@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import json
 import re
+import shlex
 import socket
 import subprocess
 import time
@@ -213,6 +214,34 @@ def ssh_command(lab: Lab, node_name: str, command: Sequence[str] = ()) -> list[s
     if port is None:
         raise LabError(f"{node_name} ({node.ip}) answers SSH on no known port")
     return ["ssh", *sshkeys.ssh_base_args(port), f"{image.LAB_USER}@{node.ip}", *command]
+
+
+def run(
+    lab: Lab,
+    node_name: str,
+    script: str,
+    *,
+    sudo: bool = False,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run shell text `script` on a node over SSH as the lab user (as root with `sudo`), with
+    stdin closed and the output captured; `check` raises LabError naming the node, the
+    script and its output when it exits non-zero."""
+    remote = f"sudo -n sh -c {shlex.quote(script)}" if sudo else script
+    proc = subprocess.run(
+        ssh_command(lab, node_name, [remote]),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise LabError(
+            f"{node_name}: {script!r} exited {proc.returncode}: {proc.stderr}{proc.stdout}"[:4000]
+        )
+    return proc
 
 
 def scp_command(lab: Lab, node_name: str, files: Sequence[Path], remote_dir: str) -> list[str]:
