@@ -85,6 +85,7 @@ lint: venv
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/ruff check src tests roles
 	$(BIN)/ruff format --check src tests roles
+	$(BIN)/mypy
 	$(BIN)/python -m opsbook.roledocs --check
 
 pytest: deps venv images kube

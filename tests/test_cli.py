@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from opsbook.cli import build_parser, main, spec_from_args
 from opsbook.driver.commands import COMMANDS, PlaybookCommand
+from opsbook.exitcodes import ExitCode
 
 ALLOWED_EVENT_KEYS = {
     "event",
@@ -304,3 +306,26 @@ def test_registered_commands_get_their_own_options(monkeypatch):
 def test_lab_commands_are_still_mounted():
     args = build_parser().parse_args(["lab", "--name", "x", "status"])
     assert (args.command, args.lab_command, args.name) == ("lab", "status", "x")
+
+
+def test_a_lab_failure_is_an_error_not_invalid_input(opsbook_cli, state_dir):
+    """`opsbook lab` failures (podman, images, a lab that is not there) exit 1, like every
+    other failure of a command; 4 is kept for input the user got wrong."""
+    proc = opsbook_cli("lab", "--name", "no-such-lab", "ssh", "node1", "true")
+    assert proc.returncode == ExitCode.ERROR, proc.stderr
+    assert proc.stderr.startswith("opsbook lab: "), proc.stderr
+    bad = opsbook_cli("lab", "kube", "--name", "Bad Name!", "status")
+    assert bad.returncode == ExitCode.INVALID, bad.stderr
+
+
+def test_every_command_uses_the_one_exit_code_set():
+    """No command defines exit codes of its own (opsbook.exitcodes.ExitCode is the one set)."""
+    src = Path(__file__).resolve().parents[1] / "src" / "opsbook"
+    own = [
+        f"{path.relative_to(src)}:{n}"
+        for path in sorted(src.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.match(r"\s*(EXIT_[A-Z]+\s*=|class \w+\((?:enum\.)?IntEnum\))", line)
+        and path.name != "exitcodes.py"
+    ]
+    assert own == []

@@ -2,8 +2,8 @@
 
 Playbook commands (site, harden, k3s, deploy, cf-refresh, run) come from the registry in
 opsbook.driver.commands; other command trees (`opsbook lab ...`) are mounted from MOUNTS.
-Exit codes: see opsbook.driver.exitcodes (0 ok, 2 failed hosts, 3 unreachable hosts,
-4 invalid input or configuration, 130 cancelled, 1 any other error).
+Exit codes: opsbook.exitcodes (0 ok, 2 failed hosts, 3 unreachable hosts, 4 invalid input
+or configuration, 130 cancelled, 1 any other error).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import NoReturn
 
 from opsbook import schedule
+from opsbook.cliparser import Parser, Subcommands
 from opsbook.driver import ExitCode, ExtraVars, InvalidInput, RunSpec, run_playbook
 from opsbook.driver.commands import COMMANDS, PlaybookCommand
 from opsbook.driver.output import make_output
@@ -25,20 +25,12 @@ from opsbook.driver.validate import resolve_playbook
 from opsbook.lab import cli as lab_cli
 from opsbook.paths import playbooks_dir
 
-Mount = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], argparse.ArgumentParser]
+Mount = Callable[[Subcommands], argparse.ArgumentParser]
 
 # Command trees with their own parsers; each sets `handler` (args -> exit code) as a default.
 MOUNTS: list[Mount] = [lab_cli.add_parser, schedule.add_parser]
 # Modules imported before the parser is built, to register PlaybookCommands or add MOUNTS.
 EXTENSIONS: list[str] = []
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit with 4 (invalid input) instead of 2 (failed hosts)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(int(ExitCode.INVALID), f"{self.prog}: error: {message}\n")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

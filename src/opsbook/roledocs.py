@@ -25,7 +25,8 @@ END = "<!-- END VARIABLES -->"
 
 def role_options(role_dir: Path) -> dict[str, dict[str, Any]]:
     spec = yaml.safe_load((role_dir / "meta" / "argument_specs.yml").read_text())
-    return spec["argument_specs"]["main"].get("options", {})
+    options: dict[str, dict[str, Any]] = spec["argument_specs"]["main"].get("options", {})
+    return options
 
 
 def _cell(text: str) -> str:

@@ -25,14 +25,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsbook.cliparser import Subcommands
+from opsbook.exitcodes import ExitCode
 from opsbook.paths import project_root
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INVALID = 4
 DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
 PREFIX = "opsbook-"
 
@@ -171,7 +171,7 @@ def install(
     directory: Path,
     extra_args: list[str],
     enable: bool = True,
-    log=print,  # noqa: ANN001
+    log: Callable[[str], object] = print,
 ) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     service = directory / f"{PREFIX}{job.name}.service"
@@ -202,7 +202,7 @@ def install(
     return [service, timer]
 
 
-def remove(job: Job, directory: Path, log=print) -> bool:  # noqa: ANN001
+def remove(job: Job, directory: Path, log: Callable[[str], object] = print) -> bool:
     service = directory / f"{PREFIX}{job.name}.service"
     timer = directory / f"{PREFIX}{job.name}.timer"
     if not timer.exists() and not service.exists():
@@ -240,7 +240,7 @@ def scheduled(directory: Path) -> list[dict[str, str]]:
     return rows
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(subparsers: Subcommands) -> argparse.ArgumentParser:
     sched = subparsers.add_parser(
         "schedule",
         help="systemd timers on this machine that run opsbook jobs (cf-refresh)",
@@ -278,24 +278,24 @@ def run(args: argparse.Namespace) -> int:
                 print(f"no opsbook jobs scheduled in {directory}")
             for row in rows:
                 print(f"{row['job']}  every={row['every']}  {row['command']}  ({row['timer']})")
-            return EXIT_OK
+            return ExitCode.OK
         if args.job is None:
             print("opsbook schedule: name a job (cf-refresh) or use --list", file=sys.stderr)
-            return EXIT_INVALID
+            return ExitCode.INVALID
         job = JOBS[args.job]
         if args.remove:
             remove(job, directory)
-            return EXIT_OK
+            return ExitCode.OK
         if args.every is None:
             print("opsbook schedule: --every monthly|weekly|daily is required", file=sys.stderr)
-            return EXIT_INVALID
+            return ExitCode.INVALID
         extra: list[str] = []
         for inventory in args.inventory:
             extra += ["-i", str(Path(inventory).resolve())]
         for value in args.extra_vars:
             extra += ["-e", value]
         install(job, args.every, directory, extra, enable=not args.no_enable)
-        return EXIT_OK
+        return ExitCode.OK
     except (ScheduleError, OSError) as exc:
         print(f"opsbook schedule: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR

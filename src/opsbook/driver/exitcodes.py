@@ -1,18 +1,4 @@
-"""Exit codes of `opsbook` playbook commands (site, harden, k3s, deploy, cf-refresh, run).
-
-=====  ==========================================================================
-code   meaning
-=====  ==========================================================================
-0      the playbook ran and no host failed or was unreachable
-1      any other error: ansible or ansible-runner crashed mid-run, the run timed out
-2      at least one host failed a task (and no host was unreachable)
-3      at least one host was unreachable (takes precedence over failed hosts)
-4      invalid input or configuration: missing inventory, unknown playbook,
-       unparsable extra vars, YAML/syntax error in a playbook, ansible refused
-       the options or stopped before running any task (no host matched, missing
-       vault password, ansible-playbook not installed)
-130    cancelled (SIGINT/Ctrl-C or SIGTERM); ansible was stopped, nothing orphaned
-=====  ==========================================================================
+"""How a finished playbook run maps to an exit code (the codes: opsbook.exitcodes).
 
 How a finished run is mapped (`exit_code_for`), in order:
 
@@ -28,16 +14,9 @@ is why the recap, not rc, decides between 3 and 4.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from opsbook.exitcodes import ExitCode
 
-
-class ExitCode(IntEnum):
-    OK = 0
-    ERROR = 1
-    FAILED = 2
-    UNREACHABLE = 3
-    INVALID = 4
-    CANCELLED = 130
+__all__ = ["ExitCode", "exit_code_for"]
 
 
 _ANSIBLE_INPUT_ERRORS = frozenset({4, 5, 127})

@@ -77,7 +77,7 @@ class HumanOutput:
         if name in PLAIN_RESULTS:
             return self._result_line(name, event)
         if name == "verbose":
-            msg = event.get("msg", "")
+            msg = str(event.get("msg") or "")
             if msg and (self.verbosity or msg.lstrip().startswith(WARNING_PREFIXES)):
                 return msg
         return None

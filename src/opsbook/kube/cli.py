@@ -21,13 +21,12 @@ import re
 import sys
 from pathlib import Path
 
+from opsbook.cliparser import Parser, Subcommands
+from opsbook.exitcodes import ExitCode
 from opsbook.kube.binaries import KubeError
 from opsbook.kube.testserver import TestCluster
 from opsbook.paths import state_dir
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INVALID = 4
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 
 
@@ -35,12 +34,12 @@ def directory(name: str) -> Path:
     return state_dir() / "kube" / name
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(subparsers: Subcommands) -> argparse.ArgumentParser:
     """Mount `kube` under `opsbook lab` (called from opsbook.lab.cli)."""
     kube = subparsers.add_parser(
         "kube", help="k3s test server cluster (a test double of k3s) on a 127.0.0.x address"
     )
-    named = argparse.ArgumentParser(add_help=False)
+    named = Parser(add_help=False)
     # Like the lab's own subcommands: `--name` before or after the subcommand; default "lab".
     named.add_argument(
         "--name", dest="name", default=argparse.SUPPRESS, help="cluster name (default: lab)"
@@ -61,12 +60,12 @@ def run(args: argparse.Namespace) -> int:
     name = args.name
     if not NAME_RE.match(name):
         print(f"opsbook lab kube: bad name {name!r}", file=sys.stderr)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     try:
         return _dispatch(args, directory(name))
     except KubeError as exc:
         print(f"opsbook lab kube: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
 
 
 def _print_status(info: dict[str, object], as_json: bool) -> None:
@@ -87,13 +86,13 @@ def _dispatch(args: argparse.Namespace, path: Path) -> int:
     if args.kube_command == "up":
         if args.nodes < 1:
             print("opsbook lab kube: --nodes must be at least 1", file=sys.stderr)
-            return EXIT_INVALID
+            return ExitCode.INVALID
         if (path / "state.json").exists():
             existing = TestCluster.load(path)
             running = existing.running()
             if all(running.values()):
                 _print_status(existing.status(), args.json)
-                return EXIT_OK
+                return ExitCode.OK
             # Partly dead (a crash, a reboot): clear it and start afresh.
             existing.stop()
         cp = TestCluster(
@@ -107,14 +106,14 @@ def _dispatch(args: argparse.Namespace, path: Path) -> int:
             _print_status(cp.status(), True)
         else:
             print(f"export KUBECONFIG={cp.kubeconfig}")
-        return EXIT_OK
+        return ExitCode.OK
     if args.kube_command == "status":
         if not (path / "state.json").exists():
             print(f"opsbook lab kube: no k3s test server named {args.name!r} is up")
-            return EXIT_ERROR
+            return ExitCode.ERROR
         info = TestCluster.load(path).status()
         _print_status(info, args.json)
-        return EXIT_OK if info["api_ready"] else EXIT_ERROR
+        return ExitCode.OK if info["api_ready"] else ExitCode.ERROR
     if args.kube_command == "down":
         if path.exists():
             if (path / "state.json").exists():
@@ -122,5 +121,5 @@ def _dispatch(args: argparse.Namespace, path: Path) -> int:
             else:
                 TestCluster(path).remove()
         print(f"k3s test server {args.name}: down")
-        return EXIT_OK
-    return EXIT_INVALID
+        return ExitCode.OK
+    return ExitCode.INVALID

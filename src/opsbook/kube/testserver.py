@@ -437,7 +437,7 @@ class TestCluster:
         """A `kubernetes` Python client ApiClient for this cluster (admin)."""
         from kubernetes import config
 
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        return config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
 
     def log_text(self, name: str = SERVER) -> str:
         return (self.directory / "logs" / f"{name}.log").read_text(errors="replace")

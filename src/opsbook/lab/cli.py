@@ -7,20 +7,19 @@ import json
 import os
 import sys
 
+from opsbook.cliparser import Parser, Subcommands
+from opsbook.exitcodes import ExitCode
 from opsbook.kube import cli as kube_cli
 from opsbook.lab import lab as labmod
 from opsbook.lab.image import OS_RELEASES, ImageError, ensure_image
 from opsbook.lab.podman import PodmanError
 
-EXIT_OK = 0
-EXIT_INVALID = 4
 
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(subparsers: Subcommands) -> argparse.ArgumentParser:
     lab = subparsers.add_parser("lab", help="local podman lab of Debian nodes reached by SSH")
     lab.add_argument("--name", default="lab", help="lab name (default: lab)")
     # `--name` is accepted after the subcommand too (`opsbook lab up --name x`).
-    named = argparse.ArgumentParser(add_help=False)
+    named = Parser(add_help=False)
     named.add_argument("--name", default=argparse.SUPPRESS, help="lab name (default: lab)")
     sub = lab.add_subparsers(dest="lab_command", required=True)
 
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         return _dispatch(args)
     except (labmod.LabError, ImageError, PodmanError) as exc:
         print(f"opsbook lab: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return ExitCode.ERROR
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -73,14 +72,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         lab = labmod.up(args.name, specs, log=log)
         if args.json:
             print(lab.to_json())
-        return EXIT_OK
+        return ExitCode.OK
     if args.lab_command == "down":
         labmod.down(args.name)
-        return EXIT_OK
+        return ExitCode.OK
     if args.lab_command == "images":
         for os_key in args.os or sorted(OS_RELEASES):
             print(ensure_image(os_key))
-        return EXIT_OK
+        return ExitCode.OK
     if args.lab_command == "status":
         rows = labmod.status(args.name)
         if args.json:
@@ -88,8 +87,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             for row in rows:
                 print("  ".join(f"{k}={v}" for k, v in row.items()))
-        return EXIT_OK
+        return ExitCode.OK
     if args.lab_command == "ssh":
         cmd = labmod.ssh_command(labmod.load(args.name), args.node, args.command)
         os.execvp(cmd[0], cmd)
-    return EXIT_INVALID
+    return ExitCode.INVALID

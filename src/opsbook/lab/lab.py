@@ -200,7 +200,7 @@ def answering_ssh_port(ip: str, ports: Sequence[int] = (2222, 22)) -> int | None
     connect timeout, and lab helpers ask this for every command they run on a node.
     """
     remembered = _ANSWERED.get(ip)
-    order = ([remembered] if remembered in ports else []) + [p for p in ports if p != remembered]
+    order = [p for p in ports if p == remembered] + [p for p in ports if p != remembered]
     for port in order:
         if _ssh_banner(ip, port):
             _ANSWERED[ip] = port
@@ -302,7 +302,9 @@ def _ensure_network(name: str) -> tuple[str, str, str]:
         subnet = json.loads(found.stdout)[0]["subnets"][0]
         return network, subnet["subnet"], subnet["gateway"]
     used = _used_subnets()
-    subnets = list(SUBNET_POOL.subnets(new_prefix=24))
+    subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(
+        SUBNET_POOL.subnets(new_prefix=24)
+    )
     start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(subnets)
     for offset in range(len(subnets)):
         candidate = subnets[(start + offset) % len(subnets)]
@@ -327,7 +329,7 @@ def _ensure_network(name: str) -> tuple[str, str, str]:
 
 def _used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     names = podman("network", "ls", "--format", "{{.Name}}").stdout.split()
-    used = []
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for net in names:
         info = podman("network", "inspect", net, check=False)
         if info.returncode != 0:
