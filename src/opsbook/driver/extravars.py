@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,8 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ansible.errors import AnsibleError
+from ansible.parsing.splitter import parse_kv
+
 from opsbook.driver.errors import InvalidInput
-from opsbook.driver.yamlcheck import YamlError, is_vault_encrypted, load_yaml, load_yaml_file
+from opsbook.driver.yamlcheck import (
+    YamlError,
+    describe,
+    is_vault_encrypted,
+    load_yaml,
+    load_yaml_file,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,8 @@ class ExtraVars:
     data: Mapping[str, Any] = field(default_factory=dict)
     file: Path | None = None
     file_data: Mapping[str, Any] | None = None  # parsed content of `file`, None when encrypted
+    # Inline JSON/YAML as given: what ansible reads, so its tags (!unsafe) keep their meaning.
+    source: str | None = None
 
     @classmethod
     def inline(cls, data: Mapping[str, Any]) -> ExtraVars:
@@ -47,8 +57,10 @@ class ExtraVars:
             try:
                 data = load_yaml(stripped)
             except YamlError as exc:
-                raise InvalidInput(f"extra vars {text!r} are not valid JSON/YAML: {exc}") from exc
-            return cls(data=_mapping(data, f"extra vars {text!r}"))
+                raise InvalidInput(
+                    f"extra vars {text!r} are not valid JSON/YAML: {describe(exc)}"
+                ) from exc
+            return cls(data=_mapping(data, f"extra vars {text!r}"), source=stripped)
         return cls(data=_parse_kv(text))
 
     @classmethod
@@ -62,7 +74,9 @@ class ExtraVars:
         try:
             data = load_yaml_file(path)
         except YamlError as exc:
-            raise InvalidInput(f"extra vars file {name!r} is not valid YAML/JSON: {exc}") from exc
+            raise InvalidInput(
+                f"extra vars file {name!r} is not valid YAML/JSON: {describe(exc)}"
+            ) from exc
         return cls(file=path, file_data=_mapping(data, f"extra vars file {name!r}"))
 
     def variables(self) -> Mapping[str, Any]:
@@ -77,19 +91,20 @@ def _mapping(data: object, what: str) -> dict[str, Any]:
 
 
 def _parse_kv(text: str) -> dict[str, Any]:
+    """key=value words, split and unquoted by ansible's own parse_kv (as ansible-playbook -e
+    does); a word without `=` is refused here, where ansible would keep it as _raw_params."""
     try:
-        tokens = shlex.split(text)
-    except ValueError as exc:
-        raise InvalidInput(f"cannot parse extra vars {text!r}: {exc}") from exc
-    data: dict[str, Any] = {}
-    for token in tokens:
-        key, sep, value = token.partition("=")
-        if not sep or not key.isidentifier():
-            raise InvalidInput(
-                f"cannot parse extra vars {text!r}: {token!r} is not key=value "
-                "(use key=value, JSON/YAML like '{\"key\": 1}', or @file)"
-            )
-        data[key] = value
+        data: dict[str, Any] = parse_kv(text)
+    except AnsibleError as exc:
+        raise InvalidInput(f"cannot parse extra vars {text!r}: {exc.message}") from exc
+    raw = data.pop("_raw_params", None)
+    bad = [key for key in data if not key.isidentifier()]
+    if raw is not None or bad:
+        word = raw if raw is not None else bad[0]
+        raise InvalidInput(
+            f"cannot parse extra vars {text!r}: {word!r} is not key=value "
+            "(use key=value, JSON/YAML like '{\"key\": 1}', or @file)"
+        )
     return data
 
 
@@ -115,10 +130,13 @@ def materialize(items: Sequence[ExtraVars]) -> Iterator[list[str]]:
             if item.file is not None:
                 args += ["-e", f"@{item.file}"]
                 continue
-            path = tmp / f"{index}.json"
+            path = tmp / (f"{index}.yml" if item.source is not None else f"{index}.json")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(dict(item.data), handle, default=str)
+                if item.source is not None:
+                    handle.write(item.source + "\n")
+                else:
+                    json.dump(dict(item.data), handle, default=str)
             args += ["-e", f"@{path}"]
         yield args
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from opsbook.driver.ansiblecfg import config_path, default_inventory
 from opsbook.driver.errors import InvalidInput
-from opsbook.driver.yamlcheck import YamlError, load_yaml_file
+from opsbook.driver.yamlcheck import YamlError, describe, load_yaml_file
 from opsbook.paths import playbooks_dir
 
 _YAML_SUFFIXES = (".yml", ".yaml", ".json")
@@ -36,7 +36,7 @@ def check_playbook(path: Path) -> Path:
     try:
         data = load_yaml_file(path)
     except YamlError as exc:
-        raise InvalidInput(f"playbook {path} has a YAML syntax error: {exc}") from exc
+        raise InvalidInput(f"playbook {path} has a YAML syntax error: {describe(exc)}") from exc
     if not isinstance(data, list) or not all(isinstance(play, dict) for play in data):
         raise InvalidInput(f"playbook {path} is not a list of plays")
     return path.resolve()
@@ -67,7 +67,9 @@ def check_inventory(sources: Sequence[str]) -> list[str]:
             try:
                 load_yaml_file(path)
             except YamlError as exc:
-                raise InvalidInput(f"inventory {source} is not valid YAML: {exc}") from exc
+                raise InvalidInput(
+                    f"inventory {source} is not valid YAML: {describe(exc)}"
+                ) from exc
         resolved.append(str(path.resolve()))
     return resolved
 
