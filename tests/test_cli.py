@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from opsbook.cli import build_parser, main, spec_from_args
-from opsbook.driver.commands import COMMANDS, PlaybookCommand
+from opsbook.commands import COMMANDS, PlaybookCommand
 from opsbook.exitcodes import ExitCode
 
 ALLOWED_EVENT_KEYS = {

@@ -1,7 +1,7 @@
 """The `opsbook` command line (console script).
 
 Playbook commands (site, harden, k3s, deploy, cf-refresh, run) come from the registry in
-opsbook.driver.commands; other command trees (`opsbook lab ...`) are mounted from MOUNTS.
+opsbook.commands; other command trees (`opsbook lab ...`) are mounted from MOUNTS.
 Exit codes: opsbook.exitcodes (0 ok, 2 failed hosts, 3 unreachable hosts, 4 invalid input
 or configuration, 130 cancelled, 1 any other error).
 """
@@ -18,8 +18,8 @@ from functools import partial
 
 from opsbook import schedule
 from opsbook.cliparser import Parser, Subcommands
+from opsbook.commands import COMMANDS, PlaybookCommand
 from opsbook.driver import ExitCode, ExtraVars, InvalidInput, RunSpec, run_playbook
-from opsbook.driver.commands import COMMANDS, PlaybookCommand
 from opsbook.driver.output import make_output
 from opsbook.driver.validate import resolve_playbook
 from opsbook.lab import cli as lab_cli

@@ -3,7 +3,7 @@
 A command maps a name to a playbook under playbooks/ (or takes a PLAYBOOK argument when
 `playbook` is None) and may add options, turn them into extra vars, or act before the run:
 
-    from opsbook.driver.commands import PlaybookCommand, register
+    from opsbook.commands import PlaybookCommand, register
 
     def _plan_options(parser):
         parser.add_argument("--plan", action="store_true", help="print the plan and exit")
@@ -13,6 +13,9 @@ A command maps a name to a playbook under playbooks/ (or takes a PLAYBOOK argume
 `register` replaces a command of the same name, so a module can also extend a built-in one
 (e.g. give `deploy` a `before_run` that prints its plan). The CLI builds its parser from
 `COMMANDS` when it starts; import your module from opsbook.cli's EXTENSIONS list.
+
+It is the CLI layer, above the driver: it imports the driver (and `opsbook deploy`'s plan),
+never the other way round.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from opsbook.deploy import print_plan
 from opsbook.driver.spec import RunSpec
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -62,12 +66,6 @@ def _release_vars(args: argparse.Namespace) -> Mapping[str, Any]:
     return {"app_release": args.release} if args.release else {}
 
 
-def _deploy_plan(args: argparse.Namespace, spec: RunSpec) -> int | None:
-    from opsbook.deploy import print_plan  # the app_rollout role's plan, before acting
-
-    return print_plan(args, spec)
-
-
 register(PlaybookCommand("site", "site.yml", "converge everything (playbooks/site.yml)"))
 register(PlaybookCommand("harden", "harden.yml", "OS hardening only (playbooks/harden.yml)"))
 
@@ -86,7 +84,7 @@ register(
         "deploy the applications (playbooks/apps.yml)",
         add_arguments=_release_option,
         extra_vars=_release_vars,
-        before_run=_deploy_plan,
+        before_run=print_plan,  # the app_rollout role's plan, before acting
     )
 )
 register(
