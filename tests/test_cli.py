@@ -295,7 +295,7 @@ def test_registered_commands_get_their_own_options(monkeypatch):
         parser.add_argument("--plan", action="store_true")
 
     command = PlaybookCommand(
-        "pytest-cmd", "site.yml", "test", add_arguments=add, before_run=lambda args, spec: 7
+        "pytest-cmd", "site.yml", "test", add_arguments=add, before_run=lambda args, spec, cancel: 7
     )
     monkeypatch.setitem(COMMANDS, command.name, command)
     args = build_parser().parse_args(["pytest-cmd", "--plan"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,30 @@ def test_inline_yaml_extra_vars_reach_ansible_with_their_tags(
     assert result.exit_code == ExitCode.OK, result.failures
     hello = [e for e in events if e["event"] == "runner_on_ok" and e["task"] == "Say hello"]
     assert {e["msg"] for e in hello} == {"hello {{ not_a_variable }}"}
+
+
+def test_the_library_installs_no_signal_handler_and_cancels_through_its_callback(
+    state_dir, fixture_playbooks, local_inventory, out_dir
+):
+    """Signals belong to the CLI; a library caller cancels with `cancel`, and the whole run
+    stops with the cancelled exit code."""
+    import signal
+
+    handlers: set[object] = set()
+    stop = threading.Event()
+
+    def on_event(event: dict) -> None:
+        handlers.add(signal.getsignal(signal.SIGINT))
+        if event["event"] == "playbook_on_task_start" and event.get("task") == "Sleep":
+            stop.set()
+
+    spec = RunSpec(playbook=fixture_playbooks / "slow.yml", inventory=[str(local_inventory)])
+    before = signal.getsignal(signal.SIGINT)
+    started = time.monotonic()
+    result = run_playbook(spec, on_event=on_event, cancel=stop.is_set)
+    assert handlers == {before}
+    assert result.exit_code == ExitCode.CANCELLED
+    assert time.monotonic() - started < 60  # not the task's 300 s
 
 
 def test_counts_ok_changed_and_passes_extra_vars(

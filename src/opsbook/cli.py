@@ -20,6 +20,7 @@ from opsbook import schedule
 from opsbook.cliparser import Parser, Subcommands
 from opsbook.commands import COMMANDS, PlaybookCommand
 from opsbook.driver import ExitCode, ExtraVars, InvalidInput, RunSpec, run_playbook
+from opsbook.driver.cancel import CancelFlag
 from opsbook.driver.output import make_output
 from opsbook.driver.validate import resolve_playbook
 from opsbook.lab import cli as lab_cli
@@ -130,12 +131,17 @@ def spec_from_args(command: PlaybookCommand, args: argparse.Namespace) -> RunSpe
 
 def run_command(command: PlaybookCommand, args: argparse.Namespace) -> int:
     out = make_output(json_lines=args.json, verbosity=args.verbose)
+    cancel = CancelFlag()
     try:
-        spec = spec_from_args(command, args)
-        if command.before_run is not None and (code := command.before_run(args, spec)) is not None:
-            return code
-        with out:
-            result = run_playbook(spec, on_event=out.event)
+        spec = spec_from_args(command, args)  # outside the handlers: Ctrl-C at a prompt quits
+        # From here Ctrl-C and SIGTERM cancel the run: ansible-runner polls the flag, and the
+        # run's processes are stopped; the exit code says cancelled.
+        with cancel.signals():
+            before = command.before_run
+            if before is not None and (code := before(args, spec, cancel)) is not None:
+                return code
+            with out:
+                result = run_playbook(spec, on_event=out.event, cancel=cancel)
     except InvalidInput as exc:
         out.invalid(str(exc))
         return int(ExitCode.INVALID)

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsbook.deploy import print_plan
+from opsbook.driver.cancel import CancelCallback
 from opsbook.driver.spec import RunSpec
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 ExtraVarsFrom = Callable[[argparse.Namespace], Mapping[str, Any]]
-BeforeRun = Callable[[argparse.Namespace, RunSpec], int | None]
+BeforeRun = Callable[[argparse.Namespace, RunSpec, CancelCallback], int | None]
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class PlaybookCommand:
 
     add_arguments: adds the command's own options to its parser.
     extra_vars: extra vars from those options (applied after every -e, so they win).
-    before_run: called with the finished RunSpec; returning an int exits with it, no run.
+    before_run: called with the finished RunSpec and the command's cancel callback (Ctrl-C);
+    returning an int exits with it, no run.
     """
 
     name: str

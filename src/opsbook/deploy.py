@@ -14,6 +14,7 @@ import json
 import sys
 
 from opsbook.driver import run_playbook
+from opsbook.driver.cancel import CancelCallback
 from opsbook.driver.events import Event
 from opsbook.driver.output import make_output
 from opsbook.driver.spec import RunSpec
@@ -30,11 +31,11 @@ def plan_message(events: list[Event]) -> str | None:
     return None
 
 
-def print_plan(args: argparse.Namespace, spec: RunSpec) -> int | None:
+def print_plan(args: argparse.Namespace, spec: RunSpec, cancel: CancelCallback) -> int | None:
     """before_run hook of `deploy`: None to go on with the deploy, an exit code to stop."""
     plan_spec = dataclasses.replace(spec, tags=[PLAN_TAG], skip_tags=[], check=True, diff=False)
     events: list[Event] = []
-    result = run_playbook(plan_spec, on_event=events.append)
+    result = run_playbook(plan_spec, on_event=events.append, cancel=cancel)
     message = plan_message(events)
     if int(result.exit_code) != 0 or message is None:
         out = make_output(json_lines=args.json, verbosity=args.verbose)

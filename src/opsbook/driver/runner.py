@@ -43,7 +43,7 @@ from ansible_runner.exceptions import ConfigurationError
 
 from opsbook.driver import extravars, rundir, validate
 from opsbook.driver.ansiblecfg import config_path, read_setting
-from opsbook.driver.cancel import CancelCallback, CancelFlag, latch
+from opsbook.driver.cancel import CancelCallback, latch
 from opsbook.driver.errors import InvalidInput
 from opsbook.driver.events import Event, EventCollector
 from opsbook.driver.orphans import MARKER, kill_run_processes
@@ -69,7 +69,9 @@ def run_playbook(
     """Run `spec` and return its result; raise InvalidInput before starting on bad input.
 
     on_event receives compact events (events.py) as they happen, already scrubbed.
-    cancel is polled while ansible runs; SIGINT/SIGTERM also cancel (main thread only).
+    cancel is polled while ansible runs (every CANCEL_POLL_SECONDS); True stops the run and
+    every process of it. Signals are the caller's: the CLI turns SIGINT/SIGTERM into `cancel`
+    (opsbook.driver.cancel.CancelFlag.signals); this function installs no handler.
     """
     playbook = validate.check_playbook(Path(spec.playbook).expanduser())
     inventory = validate.check_inventory(list(spec.inventory))
@@ -79,9 +81,8 @@ def run_playbook(
     collector = EventCollector(redactor)
     run_dir, run_id = rundir.create_run_dir(keep_runs)
     _write_settings(run_dir)
-    flag = CancelFlag()
     start = time.monotonic()
-    with extravars.materialize(ev) as ev_args, flag.signals():
+    with extravars.materialize(ev) as ev_args:
         cmdline = _cmdline(spec, vault_file, ev_args)
         try:
             runner = ansible_runner.run(
@@ -104,7 +105,7 @@ def run_playbook(
                 event_handler=_event_handler(collector, on_event),
                 status_handler=_status_handler(redactor),
                 # Kill the whole run at once (runner only kills ansible's process group).
-                cancel_callback=latch(flag, cancel, on_cancel=partial(kill_run_processes, run_id)),
+                cancel_callback=latch(cancel, on_cancel=partial(kill_run_processes, run_id)),
             )
         except ConfigurationError as exc:
             raise InvalidInput(f"ansible-runner configuration error: {exc}") from exc
