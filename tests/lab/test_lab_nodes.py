@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 
 import pytest
@@ -25,7 +24,8 @@ def lab() -> labmod.Lab:
 
 
 def _ssh(lab: labmod.Lab, node: str, *cmd: str) -> str:
-    return labmod.run(lab, node, shlex.join(cmd)).stdout.strip()
+    # The words are shell text on the node, joined as ssh joins them.
+    return labmod.run(lab, node, " ".join(cmd)).stdout.strip()
 
 
 def test_nodes_run_systemd_and_answer_ssh(lab: labmod.Lab) -> None:
