@@ -37,8 +37,63 @@ def test_role_has_the_standard_files(role: Path) -> None:
     for scenario in scenarios:
         verify = scenario.parent / "verify.yml"
         assert verify.is_file(), f"{scenario.parent}: no verify.yml"
-        tasks = [t for play in yaml.safe_load(verify.read_text()) for t in play.get("tasks", [])]
-        assert len(tasks) >= 2, f"{scenario.parent}: verify.yml must check real behaviour"
+        checked = _asserted_probes(verify)
+        assert checked, (
+            f"{scenario.parent}: verify.yml must read the node's state (a command, stat, "
+            "slurp, uri, k8s_info ... registered) and assert on what it read"
+        )
+
+
+# Modules that read a node's (or the cluster's) state without changing it.
+PROBE_MODULES = {
+    "ansible.builtin.command",
+    "ansible.builtin.shell",
+    "ansible.builtin.raw",
+    "ansible.builtin.slurp",
+    "ansible.builtin.stat",
+    "ansible.builtin.uri",
+    "ansible.builtin.wait_for",
+    "ansible.builtin.getent",
+    "kubernetes.core.k8s_info",
+}
+
+
+def _tasks(tasks: list[dict] | None) -> list[dict]:
+    found = []
+    for task in tasks or []:
+        found.append(task)
+        for key in ("block", "rescue", "always"):
+            found += _tasks(task.get(key))
+    return found
+
+
+def _asserted_probes(verify: Path) -> list[str]:
+    """The registered results of probe tasks that an `ansible.builtin.assert` checks."""
+    tasks = [t for play in yaml.safe_load(verify.read_text()) for t in _tasks(play.get("tasks"))]
+    probed = {t["register"] for t in tasks if "register" in t and PROBE_MODULES & set(t)}
+    conditions = []
+    for task in tasks:
+        that = (task.get("ansible.builtin.assert") or {}).get("that", [])
+        conditions += that if isinstance(that, list) else [that]
+    text = "\n".join(map(str, conditions))
+    return sorted(name for name in probed if re.search(rf"\b{re.escape(name)}\b", text))
+
+
+def test_the_verify_check_refuses_a_verify_that_only_runs_tasks(tmp_path: Path) -> None:
+    verify = tmp_path / "verify.yml"
+    verify.write_text(
+        "- hosts: all\n  tasks:\n"
+        "    - ansible.builtin.command: 'true'\n      register: out\n"
+        "    - ansible.builtin.debug: {var: out}\n"
+        "    - ansible.builtin.assert: {that: [1 == 1]}\n"
+    )
+    assert _asserted_probes(verify) == []
+    verify.write_text(
+        "- hosts: all\n  tasks:\n"
+        "    - block:\n        - ansible.builtin.stat: {path: /etc/x}\n          register: x\n"
+        "    - ansible.builtin.assert: {that: [x.stat.exists]}\n"
+    )
+    assert _asserted_probes(verify) == ["x"]
 
 
 @pytest.mark.parametrize("role", ROLES, ids=_ids(ROLES))
