@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import configparser
 
-import jinja2
 import pytest
 import yaml
 
 from opsbook.paths import project_root
+from role_templates import render_template, render_text
 
 ROLE = project_root() / "roles" / "fail2ban"
 
@@ -22,10 +22,6 @@ ROLE = project_root() / "roles" / "fail2ban"
 def _render(**overrides: object) -> configparser.ConfigParser:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     os_vars = yaml.safe_load((ROLE / "vars" / "Debian.yml").read_text())
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(ROLE / "templates"), undefined=jinja2.StrictUndefined
-    )
-    env.filters["bool"] = bool
     values = {
         **defaults,
         **os_vars,
@@ -35,7 +31,7 @@ def _render(**overrides: object) -> configparser.ConfigParser:
         "fail2ban_ignoreip_effective": ["127.0.0.1/8", "::1"],
         **overrides,
     }
-    text = env.get_template("jail.local.j2").render(**values)
+    text = render_template("fail2ban", "jail.local.j2", values)
     # fail2ban reads its files with Python's configparser (with interpolation of its own).
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(text)
@@ -74,7 +70,13 @@ def test_ban_policy_bans_through_ufw_and_grows_for_repeat_offenders() -> None:
 
 def test_the_ports_default_follows_the_shared_ssh_port() -> None:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     (template,) = defaults["fail2ban_sshd_ports"]
-    assert env.from_string(template).render(ssh_port=2222) == "2222"
-    assert env.from_string(template).render() == "22"
+    assert render_text(template, {"ssh_port": 2222}) == "2222"
+    assert render_text(template, {}) == "22"
+
+
+def test_a_string_no_is_false_as_ansible_reads_it() -> None:
+    """Rendered by Ansible's templar: `"no" | bool` is false (Python's bool("no") is True)."""
+    jail = _render(fail2ban_bantime_increment="no", fail2ban_bantime_overalljails="yes")
+    assert jail["DEFAULT"]["bantime.increment"] == "false"
+    assert jail["DEFAULT"]["bantime.overalljails"] == "true"

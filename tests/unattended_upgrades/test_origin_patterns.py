@@ -18,11 +18,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import pytest
 import yaml
 
 from opsbook.paths import project_root
+from role_templates import render_template
 
 ROLE = project_root() / "roles" / "unattended_upgrades"
 
@@ -169,22 +169,19 @@ def _legacy_to_pattern(entry: str, release: Release) -> str:
 def _render(distribution: str) -> str:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     os_vars = yaml.safe_load((ROLE / "vars" / f"{distribution}.yml").read_text())
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(ROLE / "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.filters["bool"] = bool
-    template = env.get_template("52opsbook-unattended-upgrades.j2")
-    return template.render(
-        **defaults,
-        **os_vars,
-        ansible_managed="Ansible managed",
-        ansible_facts={"distribution": distribution},
-        unattended_upgrades_reboot_slot=0,
-        unattended_upgrades_is_server=True,
-        unattended_upgrades_reboot_enabled=False,
-        unattended_upgrades_reboot_at="02:00",
+    return render_template(
+        "unattended_upgrades",
+        "52opsbook-unattended-upgrades.j2",
+        {
+            **defaults,
+            **os_vars,
+            "ansible_managed": "Ansible managed",
+            "ansible_facts": {"distribution": distribution},
+            "unattended_upgrades_reboot_slot": 0,
+            "unattended_upgrades_is_server": True,
+            "unattended_upgrades_reboot_enabled": False,
+            "unattended_upgrades_reboot_at": "02:00",
+        },
     )
 
 
