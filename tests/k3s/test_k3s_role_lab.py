@@ -3,8 +3,9 @@ servers, one agent), against the opsbook k3s test server (a test double of k3s; 
 test server").
 
 One cluster goes through a production life, in order: refusals that must change nothing on
-fresh nodes; an install of an older release without secrets encryption (the servers join the
-way k3s joins: learner, then voter); a drifted token refused; encryption turned on in the
+fresh nodes; an install of an older release from its release URL (served from the lab
+bridge) without secrets encryption (the servers join the way k3s joins: learner, then voter;
+the agent after them); a drifted token refused; encryption turned on in the
 running cluster (Secrets written before it end up ciphertext); a broken build that stops the
 upgrade at the first server; an upgrade that stops when a server's container goes away
 mid-way, while the others keep serving, then completes with each node drained first; a key
