@@ -155,8 +155,9 @@ def airgap(version: str) -> str:
 
 class ReleaseServer(ThreadingHTTPServer):
     """The k3s release layout (<url>/<version>/k3s, <url>/<version>/sha256sum-amd64.txt) over
-    HTTP on the lab bridge's gateway, from the air-gap directories `make kube` builds: the
-    role's `url` install source, for real, without the internet. Records each request path."""
+    HTTP on the lab bridge's gateway, from the air-gap directories `make kube` builds (the
+    k3s test server, a test double of k3s, under each version): the role's `url` install
+    source, for real, without the internet. Records each request path."""
 
     def __init__(self, address: str) -> None:
         self.paths: list[str] = []
