@@ -48,6 +48,11 @@ def _basic(fixture_playbooks: Path, inventory: Path, out_dir: Path, **kw: object
     )
 
 
+def _said_hello(events: list[dict]) -> set[str]:
+    """The messages of basic.yml's "Say hello" task in a run's events."""
+    return {e["msg"] for e in events if e["event"] == "runner_on_ok" and e["task"] == "Say hello"}
+
+
 def test_inline_yaml_extra_vars_reach_ansible_with_their_tags(
     state_dir, fixture_playbooks, local_inventory, out_dir
 ):
@@ -63,8 +68,7 @@ def test_inline_yaml_extra_vars_reach_ansible_with_their_tags(
     )
     result = run_playbook(spec, on_event=events.append)
     assert result.exit_code == ExitCode.OK, result.failures
-    hello = [e for e in events if e["event"] == "runner_on_ok" and e["task"] == "Say hello"]
-    assert {e["msg"] for e in hello} == {"hello {{ not_a_variable }}"}
+    assert _said_hello(events) == {"hello {{ not_a_variable }}"}
 
 
 def test_the_library_installs_no_signal_handler_and_cancels_through_its_callback(
@@ -110,8 +114,7 @@ def test_counts_ok_changed_and_passes_extra_vars(
     }
     assert result.failures == []
     assert (out_dir / "local-a.txt").read_text() == "written by local-a\n"
-    hello = [e for e in events if e["event"] == "runner_on_ok" and e["task"] == "Say hello"]
-    assert {e["msg"] for e in hello} == {"hello opsbook"}
+    assert _said_hello(events) == {"hello opsbook"}
     assert events[-1]["event"] == "playbook_on_stats"
     # a fresh private data dir under the state dir, with runner's artifacts in it
     assert result.run_dir.parent == state_dir / "runs"
