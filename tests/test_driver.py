@@ -17,8 +17,8 @@ from opsbook.driver import (
     InvalidInput,
     RunSpec,
     run_playbook,
-    rundir,
 )
+from opsbook.driver import run as rundir
 
 BROKEN_TASKS = "---\n- name: X\n  ansible.builtin.debug: {msg: [unclosed\n"
 IMPORTS_BROKEN = """---
@@ -350,7 +350,7 @@ def test_exit_code_rules(status, rc, recap, failed, unreachable, started, expect
 
 
 def test_redactor_masks_known_secrets(tmp_path):
-    from opsbook.driver.redact import MASK, Redactor, redact_env, secrets_in_vars
+    from opsbook.driver.events import MASK, Redactor, redact_env, secrets_in_vars
 
     found = secrets_in_vars({"db": {"password": "hunter2-long"}, "user": "bob", "api_token": 12})
     assert found == {"hunter2-long", "12"}  # 12 is found, but too short to be masked

@@ -22,7 +22,7 @@ from opsbook.commands import COMMANDS, PlaybookCommand
 from opsbook.driver import ExitCode, ExtraVars, InvalidInput, RunSpec, run_playbook
 from opsbook.driver.cancel import CancelFlag
 from opsbook.driver.output import make_output
-from opsbook.driver.validate import resolve_playbook
+from opsbook.driver.run import resolve_playbook
 from opsbook.lab import cli as lab_cli
 from opsbook.paths import playbooks_dir
 

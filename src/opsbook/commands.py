@@ -27,7 +27,7 @@ from typing import Any
 
 from opsbook.deploy import print_plan
 from opsbook.driver.cancel import CancelCallback
-from opsbook.driver.spec import RunSpec
+from opsbook.driver.run import RunSpec
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 ExtraVarsFrom = Callable[[argparse.Namespace], Mapping[str, Any]]

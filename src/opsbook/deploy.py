@@ -17,7 +17,7 @@ from opsbook.driver import run_playbook
 from opsbook.driver.cancel import CancelCallback
 from opsbook.driver.events import Event
 from opsbook.driver.output import make_output
-from opsbook.driver.spec import RunSpec
+from opsbook.driver.run import RunSpec
 
 PLAN_TAG = "app-rollout-plan"
 PLAN_TASK = "Show the deploy plan"

@@ -17,7 +17,7 @@ code   meaning
 130    cancelled (SIGINT/Ctrl-C or SIGTERM); ansible was stopped, nothing orphaned
 =====  ==========================================================================
 
-How a playbook run maps to these: opsbook.driver.exitcodes.exit_code_for.
+How a playbook run maps to these: opsbook.driver.result.exit_code_for.
 """
 
 from __future__ import annotations

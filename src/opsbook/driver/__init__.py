@@ -4,18 +4,20 @@ from opsbook.driver import RunSpec, run_playbook
 
 result = run_playbook(RunSpec(playbook=path, inventory=["hosts.yml"], check=True))
 result.status, result.rc, result.hosts["node1"].changed, result.failures, result.exit_code
+
+Modules: run (RunSpec, input checks, the run dir, run_playbook, orphan cleanup), events
+(compact events and redaction), result (RunResult, exit codes, InvalidInput), output (human
+and JSON lines), cancel (the cancel flag and signals), extravars (-e values, ansible's YAML
+loader).
 """
 
 from __future__ import annotations
 
-from opsbook.driver.errors import InvalidInput
 from opsbook.driver.events import Event, compact_event
-from opsbook.driver.exitcodes import ExitCode, exit_code_for
 from opsbook.driver.extravars import ExtraVars
-from opsbook.driver.result import Failure, HostRecap, RunResult
-from opsbook.driver.runner import run_playbook
-from opsbook.driver.spec import RunSpec
-from opsbook.driver.validate import resolve_playbook
+from opsbook.driver.result import Failure, HostRecap, InvalidInput, RunResult, exit_code_for
+from opsbook.driver.run import RunSpec, resolve_playbook, run_playbook
+from opsbook.exitcodes import ExitCode
 
 __all__ = [
     "Event",

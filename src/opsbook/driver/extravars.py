@@ -4,6 +4,10 @@ Each -e value is `key=value ...`, inline JSON/YAML (`{...}`) or `@file`. Inline 
 written to a private temporary file (0600, in /dev/shm when available) passed as `-e @file` and
 removed after the run, so they never land in ansible-runner's env/extravars or in the `command`
 artifact. `@file` arguments are passed through by path (vault-encrypted files included).
+
+YAML and JSON (extra vars, and the playbook and inventory checks in run.py) are read by
+ansible's own loader (DataLoader), so opsbook accepts exactly what ansible accepts: its tags
+(!unsafe, !vault), its error messages with line and column.
 """
 
 from __future__ import annotations
@@ -19,16 +23,36 @@ from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleError
+from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.splitter import parse_kv
+from ansible.parsing.vault import is_encrypted_file
 
-from opsbook.driver.errors import InvalidInput
-from opsbook.driver.yamlcheck import (
-    YamlError,
-    describe,
-    is_vault_encrypted,
-    load_yaml,
-    load_yaml_file,
-)
+from opsbook.driver.result import InvalidInput
+
+YamlError = AnsibleError
+
+
+def load_yaml(text: str) -> Any:
+    return DataLoader().load(text)
+
+
+def load_yaml_file(path: Path) -> Any:
+    """Parse a file; errors name the file, line and column."""
+    return DataLoader().load_from_file(str(path), cache="none")
+
+
+def describe(exc: AnsibleError) -> str:
+    """ansible's message and where it points (path:line:column), as one line."""
+    origin = f" ({exc.obj})" if exc.obj is not None else ""
+    return f"{exc.message}{origin}"
+
+
+def is_vault_encrypted(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return bool(is_encrypted_file(handle))
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

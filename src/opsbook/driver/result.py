@@ -1,4 +1,17 @@
-"""The typed outcome of one playbook run."""
+"""The typed outcome of one playbook run, its exit code, and the error raised before a run.
+
+How a finished run maps to an exit code (`exit_code_for`; the codes: opsbook.exitcodes), in
+order:
+
+1. runner status ``canceled`` -> 130.
+2. the run produced a recap (the ``playbook_on_stats`` event): any unreachable host -> 3,
+   else any failed host -> 2, else rc 0 -> 0, else 1.
+3. no recap: rc 0 -> 0; rc 4 or 5 (ansible's parser and option errors), rc 127 (no
+   ansible-playbook), or any non-zero rc before a task started -> 4; else -> 1.
+
+ansible-playbook itself uses rc 4 both for "parser error" and "unreachable hosts", which
+is why the recap, not rc, decides between 3 and 4.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +19,41 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsbook.driver.exitcodes import ExitCode, exit_code_for
+from opsbook.exitcodes import ExitCode
 
 RECAP_FIELDS = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
+
+
+class InvalidInput(ValueError):
+    """Bad input or configuration (exit code 4); the message is meant for the user as is."""
+
+
+_ANSIBLE_INPUT_ERRORS = frozenset({4, 5, 127})
+
+
+def exit_code_for(
+    *,
+    status: str,
+    rc: int | None,
+    have_recap: bool,
+    failed_hosts: int,
+    unreachable_hosts: int,
+    tasks_started: bool,
+) -> ExitCode:
+    """The exit code of a finished run (see the module docstring for the rules)."""
+    if status == "canceled":
+        return ExitCode.CANCELLED
+    if have_recap:
+        if unreachable_hosts:
+            return ExitCode.UNREACHABLE
+        if failed_hosts:
+            return ExitCode.FAILED
+        return ExitCode.OK if rc == 0 else ExitCode.ERROR
+    if rc == 0 and status == "successful":
+        return ExitCode.OK
+    if rc in _ANSIBLE_INPUT_ERRORS or (status == "failed" and not tasks_started):
+        return ExitCode.INVALID
+    return ExitCode.ERROR
 
 
 @dataclass(frozen=True)
