@@ -246,7 +246,7 @@ def test_secrets_stay_out_of_output_and_artifacts(
         assert env_secret.encode() not in data, path
     for run in (state_dir / "runs").iterdir():
         assert [p.name for p in (run / "env").iterdir()] == ["settings"]
-        (command,) = run.glob("artifacts/*/command")
+        (command,) = run.glob("command")
         recorded = json.loads(command.read_text())
         assert recorded["env"]["OPSBOOK_TEST_SECRET"] == "<redacted>"
         assert recorded["env"]["ANSIBLE_CONFIG"].endswith("ansible.cfg")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,6 @@ from opsbook.driver import (
     RunSpec,
     run_playbook,
 )
-from opsbook.driver import run as rundir
 
 BROKEN_TASKS = "---\n- name: X\n  ansible.builtin.debug: {msg: [unclosed\n"
 IMPORTS_BROKEN = """---
@@ -292,19 +292,23 @@ def test_extra_vars_file(tmp_path):
         ExtraVars.parse(f"@{tmp_path / 'list.yml'}")
 
 
-def test_run_dirs_rotate_keeping_the_last_20(state_dir):
+def test_run_dirs_rotate_keeping_the_last_20(state_dir, fixture_playbooks, local_inventory):
+    """ansible-runner's rotate_artifacts removes all but the newest 20 entries of runs/ (by
+    mtime), the new run's dir included."""
     runs = state_dir / "runs"
     runs.mkdir()
     old = [runs / f"20200101T0000{i:02d}.000000Z-abcdef" for i in range(25)]
-    for path in old:
-        (path / "artifacts").mkdir(parents=True)
-    (runs / "not-a-run").mkdir()
-    new, run_id = rundir.create_run_dir()
-    kept = sorted(p.name for p in runs.iterdir() if rundir.RUN_ID.match(p.name))
+    for index, path in enumerate(old):
+        (path / "env").mkdir(parents=True)
+        os.utime(path, (1_600_000_000 + index, 1_600_000_000 + index))
+    result = run_playbook(
+        RunSpec(playbook=fixture_playbooks / "ping.yml", inventory=[str(local_inventory)])
+    )
+    assert result.exit_code == ExitCode.OK, result.error
+    kept = sorted(p.name for p in runs.iterdir())
     assert len(kept) == 20
-    assert kept[-1] == new.name == run_id
+    assert kept[-1] == result.run_dir.name
     assert kept[0] == old[6].name  # the 6 oldest went (25 + 1 new - 20)
-    assert (runs / "not-a-run").exists()
 
 
 def test_summary_is_json_serialisable(state_dir, fixture_playbooks, local_inventory):

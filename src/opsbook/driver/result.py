@@ -104,6 +104,8 @@ class RunResult:
     hosts: the recap from the playbook_on_stats event, by host name (empty without a recap).
     failures: failed tasks (ignore_errors excluded) and unreachable hosts, in event order.
     error: ansible's own error text when it stopped before or outside any task.
+    run_dir: the run's directory, runner's private data dir; artifacts: runner's artifact
+        dir, the same directory (see opsbook.driver.run).
     """
 
     status: str

@@ -6,24 +6,27 @@ the run killed; the result.
 
 What ansible-runner writes, and what the driver does about secrets (see events.py):
 
-<state dir>/runs/<run id>/                  private data dir, 0700, one per run (last 20 kept)
-  env/settings                              runner settings only (poll interval, quiet). Nothing
-                                            else in env/: suppress_env_files=True, and extra vars
-                                            go through a temp `-e @file` outside the run dir
-  artifacts/<run id>/command                runner writes command line, cwd and the FULL env;
-                                            the status handler rewrites it (env values redacted,
-                                            known secrets masked) on status "running", before
-                                            ansible is spawned: the raw file exists (0600) for
-                                            the milliseconds in between
-  artifacts/<run id>/job_events/*.json      every event, scrubbed of known secrets in the event
-                                            handler before runner writes it; no_log results are
-                                            censored by ansible/runner already. (The callback in
-                                            ansible writes transient *-partial.json files that
-                                            runner deletes; they hold the same censored data.)
-  artifacts/<run id>/stdout, stderr         ansible's text output. Event text is scrubbed as it
-                                            is written; plain `verbose` lines (-vvv) are scrubbed
-                                            when the run ends
-  artifacts/<run id>/status, rc             final status and return code
+<state dir>/runs/<run id>/        one dir per run, 0700: runner's private data dir and, since
+                                  artifact_dir is <state dir>/runs and ident the run id, its
+                                  artifact dir too. runner's rotate_artifacts keeps the newest
+                                  20 entries of <state dir>/runs (by mtime) and removes the
+                                  rest, whatever they are, once it has written `command`
+  env/settings                    runner settings only (poll interval, quiet). Nothing else in
+                                  env/: suppress_env_files=True, and extra vars go through a
+                                  temp `-e @file` outside the run dir
+  command                         runner writes command line, cwd and the FULL env; the status
+                                  handler rewrites it (env values redacted, known secrets
+                                  masked) on status "running", before ansible is spawned: the
+                                  raw file exists (0600) for the milliseconds in between
+  job_events/*.json               every event, scrubbed of known secrets in the event handler
+                                  before runner writes it; no_log results are censored by
+                                  ansible/runner already. (The callback in ansible writes
+                                  transient *-partial.json files that runner deletes; they hold
+                                  the same censored data.)
+  stdout, stderr                  ansible's text output. Event text is scrubbed as it is
+                                  written; plain `verbose` lines (-vvv) are scrubbed when the
+                                  run ends
+  status, rc                      final status and return code
 
 Facts: runner's per-run jsonfile fact cache is disabled so ansible.cfg's cache applies.
 
@@ -38,7 +41,6 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -75,7 +77,6 @@ VAULT_PROMPT = r"Vault password[^:\n]*:\s*?$"
 # How often runner polls the cancel callback (its default, 5 s, makes Ctrl-C feel dead).
 CANCEL_POLL_SECONDS = 0.2
 KEEP_RUNS = 20
-RUN_ID = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}$")
 MARKER = "OPSBOOK_RUN_ID"
 _YAML_SUFFIXES = (".yml", ".yaml", ".json")
 
@@ -123,6 +124,7 @@ def run_playbook(
     cancel is polled while ansible runs (every CANCEL_POLL_SECONDS); True stops the run and
     every process of it. Signals are the caller's: the CLI turns SIGINT/SIGTERM into `cancel`
     (opsbook.driver.cancel.CancelFlag.signals); this function installs no handler.
+    keep_runs: how many run dirs runner's rotate_artifacts keeps (this one included; 0: all).
     """
     playbook = check_playbook(Path(spec.playbook).expanduser())
     inventory = check_inventory(list(spec.inventory))
@@ -130,7 +132,7 @@ def run_playbook(
     ev = extravars.normalize(spec.extra_vars)
     redactor = Redactor(_known_secrets(spec, ev))
     collector = EventCollector(redactor)
-    run_dir, run_id = create_run_dir(keep_runs)
+    run_dir, run_id = create_run_dir()
     _write_settings(run_dir)
     start = time.monotonic()
     with extravars.materialize(ev) as ev_args:
@@ -138,7 +140,12 @@ def run_playbook(
         try:
             runner = ansible_runner.run(
                 private_data_dir=str(run_dir),
+                # runner's artifact dir is artifact_dir/ident: the run dir itself. So
+                # rotate_artifacts, which keeps the newest entries of artifact_dir, rotates
+                # whole run dirs (see the module docstring).
+                artifact_dir=str(run_dir.parent),
                 ident=run_id,
+                rotate_artifacts=keep_runs,
                 project_dir=str(project_root()),
                 playbook=str(playbook),
                 inventory=inventory,
@@ -312,27 +319,15 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
 
 
-def create_run_dir(keep: int = KEEP_RUNS) -> tuple[Path, str]:
-    """A fresh private data dir (0700) for one run, after rotating old ones: (path, run id)."""
+def create_run_dir() -> tuple[Path, str]:
+    """A fresh private data dir (0700) for one run: (path, run id). Old ones are removed by
+    runner's rotate_artifacts (run_playbook)."""
     root = runs_dir()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     run_id = new_run_id()
     path = root / run_id
     path.mkdir(mode=0o700)
-    rotate(keep, root)
     return path, run_id
-
-
-def rotate(keep: int = KEEP_RUNS, root: Path | None = None) -> list[Path]:
-    """Remove all but the newest `keep` run dirs (by run id); returns the removed ones."""
-    base = root or runs_dir()
-    if keep < 1 or not base.is_dir():
-        return []
-    runs = sorted(p for p in base.iterdir() if p.is_dir() and RUN_ID.match(p.name))
-    old = runs[:-keep]
-    for path in old:
-        shutil.rmtree(path, ignore_errors=True)
-    return old
 
 
 # -- ansible-runner's options and callbacks ------------------------------------------------
