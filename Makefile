@@ -83,8 +83,8 @@ lab-down: venv
 lint: venv
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check src tests roles
-	$(BIN)/ruff format --check src tests roles
+	$(BIN)/ruff check src tests roles plugins
+	$(BIN)/ruff format --check src tests roles plugins
 	$(BIN)/mypy
 	$(BIN)/python -m opsbook.roledocs --check
 

@@ -96,9 +96,10 @@ def test_enabling_ufw_keeps_the_live_session(lab):
 
 
 def test_after_the_ssh_role_moves_to_2222_port_22_stays_closed(lab):
-    """Do what the ssh role does (its own 2222 rule, sshd on 2222 only, the 22 rules deleted),
-    then re-run the firewall: it must connect on 2222, keep the ssh role's rule as it is and
-    not re-add 22."""
+    """Do what the ssh role did before the firewall role owned every SSH rule (its own 2222
+    rule tagged opsbook:ssh, sshd on 2222 only, the 22 rules deleted), then re-run the
+    firewall: it must connect on 2222, take the rule over (retag it, no duplicate) and not
+    re-add 22."""
     move = (
         "set -e; ufw allow 2222/tcp comment opsbook:ssh; "
         "printf 'Port 2222\\n' > /etc/ssh/sshd_config.d/port.conf; "
@@ -114,8 +115,8 @@ def test_after_the_ssh_role_moves_to_2222_port_22_stays_closed(lab):
     lines = [" ".join(line.split()) for line in node_state(lab, "node1").status.splitlines()]
     ssh_lines = [line for line in lines if line.startswith(("22/", "2222/"))]
     assert sorted(ssh_lines) == [
-        "2222/tcp (v6) ALLOW Anywhere (v6) # opsbook:ssh",
-        "2222/tcp ALLOW Anywhere # opsbook:ssh",
+        "2222/tcp (v6) ALLOW Anywhere (v6) # opsbook:firewall:ssh",
+        "2222/tcp ALLOW Anywhere # opsbook:firewall:ssh",
     ]
     again = ansible_playbook(FIREWALL, inventory=lab.inventory)
     assert recap(again.stdout)["node1"]["changed"] == 0

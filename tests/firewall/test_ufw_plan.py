@@ -188,6 +188,34 @@ def test_legacy_cleanup(ufwmod, current):
     assert all(r.action == "allow" and not r.comment for r in delete)
 
 
+def test_legacy_within_deletes_only_rules_wholly_inside_its_ports(ufwmod):
+    """The ssh role's retired port: 22/tcp (any source, any interface, the OpenSSH profile)
+    goes; 22,80/tcp would also close 80, so it stays and is reported; other ports stay."""
+    rules = ufwmod.parse_rules_file(
+        "### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in\n"
+        "### tuple ### limit tcp 22 0.0.0.0/0 any 10.0.0.0/8 in_eth0\n"
+        "### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 OpenSSH - in\n"
+        "### tuple ### allow tcp 22,80 0.0.0.0/0 any 0.0.0.0/0 in\n"
+        "### tuple ### allow tcp 2222 0.0.0.0/0 any 0.0.0.0/0 in\n"
+        "### tuple ### allow udp 22 0.0.0.0/0 any 0.0.0.0/0 in\n"
+        "### tuple ### deny tcp 22 0.0.0.0/0 any 192.0.2.7 in\n",
+        False,
+    )
+    legacy = [{"port": "22", "proto": "tcp", "within": True}]
+    _add, delete, _ = ufwmod.plan(rules, [], ["opsbook:firewall:ssh"], legacy=legacy)
+    assert [r.describe() for r in delete] == [
+        "in allow tcp from 0.0.0.0/0 to 0.0.0.0/0 port 22",
+        "in limit in on eth0 tcp from 10.0.0.0/8 to 0.0.0.0/0 port 22",
+        "in allow tcp from 0.0.0.0/0 to 0.0.0.0/0 port 22 app OpenSSH",
+    ]
+    partial = ufwmod.legacy_partial(rules, legacy)
+    assert [r.dport for r in partial] == ["22,80"]
+    # Without within, the old behaviour: any overlap matches, and nothing is partial.
+    _add, delete, _ = ufwmod.plan(rules, [], [], legacy=[{"port": "22", "proto": "tcp"}])
+    assert "22,80" in [r.dport for r in delete]
+    assert ufwmod.legacy_partial(rules, [{"port": "22", "proto": "tcp"}]) == []
+
+
 def test_guard_refuses_a_large_shrink_unless_forced(ufwmod):
     nets = [f"104.{i}.0.0/16" for i in range(10)]
     current = _cf(ufwmod, nets)

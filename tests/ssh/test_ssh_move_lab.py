@@ -228,13 +228,15 @@ PREPARE = " && ".join(
         "cd /etc/fail2ban/jail.d",
         "printf '[sshd]\\nenabled = true\\nbackend = systemd\\n' > local-sshd.conf",
         "printf '[sshd]\\nport = 2222\\n' > opsbook.local",
+        # The drop-in the ssh role wrote before the fail2ban role owned the jail's ports.
+        "printf '[sshd]\\nport = 22\\n' > zz-opsbook-ssh.local",
         "systemctl restart fail2ban",
     ]
 )
 BLOCK = "iptables -t raw {op} PREROUTING -p tcp --dport 2222 -s {src} -j DROP"
 
 
-F2B_DROPIN = "/etc/fail2ban/jail.d/zz-opsbook-ssh.local"
+F2B_JAIL = "/etc/fail2ban/jail.d/opsbook.local"
 JAIL_PORT = "fail2ban-client -d | grep \"'sshd', 'action'\""
 
 
@@ -247,7 +249,7 @@ def _observe(lab: labmod.Lab, port: int) -> dict[str, object]:
         "open": {p: tcp_open(ip, p) for p in (22, NEW)},
         "ufw": root(lab, "sshf", port, "ufw show added"),
         "jail_d": root(lab, "sshf", port, "ls /etc/fail2ban/jail.d/").split(),
-        "dropin": root(lab, "sshf", port, f"cat {F2B_DROPIN} 2>/dev/null || true"),
+        "jail": root(lab, "sshf", port, f"cat {F2B_JAIL}"),
         "jail_port": root(lab, "sshf", port, JAIL_PORT),
     }
 
@@ -298,9 +300,11 @@ def test_blocked_new_port_fails_clearly_and_port_22_keeps_working(move: Chain) -
     assert seen["sshd_ports"] == {22, NEW}
     assert seen["open"] == {22: True, NEW: False}
     assert "ufw allow 22/tcp\n" in seen["ufw"]
-    assert f"ufw allow {NEW}/tcp comment 'opsbook:ssh'" in seen["ufw"]
-    # fail2ban's sshd jail covers both ports while the move is under way.
-    assert "port = 22,2222" in seen["dropin"]
+    assert f"ufw allow {NEW}/tcp comment 'opsbook:firewall:ssh'" in seen["ufw"]
+    # fail2ban's sshd jail covers both ports while the move is under way: the fail2ban role's
+    # jail file says so, and the ssh role's former drop-in is gone.
+    assert re.search(r"(?m)^port = 22,2222$", seen["jail"]), seen["jail"]
+    assert "zz-opsbook-ssh.local" not in seen["jail_d"]
     assert "'port', '22,2222'" in seen["jail_port"]
 
 
@@ -311,10 +315,11 @@ def test_unblocked_the_same_inventory_completes_the_move(move: Chain) -> None:
     assert seen["login"] == "ok"
     assert seen["sshd_ports"] == {NEW}
     assert seen["open"] == {22: False, NEW: True}
-    assert f"ufw allow {NEW}/tcp comment 'opsbook:ssh'" in seen["ufw"]
+    assert f"ufw allow {NEW}/tcp comment 'opsbook:firewall:ssh'" in seen["ufw"]
     assert not re.search(r"(?m)^ufw allow 22\b", seen["ufw"])
-    # The fail2ban role's jail (port = ssh_port) owns the final state: the role's drop-in is gone.
+    # The fail2ban role's jail (port = ssh_port) owns the final state.
     assert seen["jail_d"] == ["defaults-debian.conf", "local-sshd.conf", "opsbook.local"]
+    assert re.search(r"(?m)^port = 2222$", seen["jail"]), seen["jail"]
     assert "'port', '2222'" in seen["jail_port"]
 
 
@@ -333,5 +338,5 @@ def test_moving_back_to_22_with_the_old_port_as_a_discovery_candidate(move: Chai
     assert seen["login"] == "ok"
     assert seen["sshd_ports"] == {22}
     assert seen["open"] == {22: True, NEW: False}
-    assert "ufw allow 22/tcp comment 'opsbook:ssh'" in seen["ufw"]
+    assert "ufw allow 22/tcp comment 'opsbook:firewall:ssh'" in seen["ufw"]
     assert str(NEW) not in seen["ufw"]

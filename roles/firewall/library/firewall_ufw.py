@@ -45,7 +45,9 @@ options:
     description:
       - Unowned allow/limit rules to delete. Keys - C(port) (overlap with the rule's ports),
         C(proto) (the rule's protocol equal, or C(any) on either side), C(from) (C(any) means
-        only rules from anywhere). Rules tagged by any opsbook owner never match.
+        only rules from anywhere), C(within) (bool - the rule's ports must all lie within
+        C(port); a rule that also opens other ports is not deleted but returned in
+        C(legacy_partial)). Rules tagged by any opsbook owner never match.
     type: list
     elements: dict
     default: []
@@ -107,6 +109,12 @@ would_change:
   returned: always
 commands:
   description: The ufw commands run (or that would run in check mode).
+  type: list
+  returned: always
+legacy_partial:
+  description:
+    - Unowned rules that open a C(within) legacy port together with other ports, as ufw
+      arguments; left in place.
   type: list
   returned: always
 guard:
@@ -412,8 +420,9 @@ def _port_set(text):
     return ports
 
 
-def matches_legacy(rule, spec):
-    """An unowned allow/limit input rule that the legacy spec describes."""
+def matches_legacy(rule, spec, partial=False):
+    """An unowned allow/limit input rule that the legacy spec describes. With partial, the
+    rules a C(within) spec leaves alone because they also open ports outside it."""
     if rule.comment.startswith("opsbook:") or rule.forward or rule.direction != "in":
         return False
     if rule.action.split("_")[0] not in ("allow", "limit"):
@@ -421,11 +430,13 @@ def matches_legacy(rule, spec):
     proto = str(spec.get("proto") or "any").lower()
     if proto != "any" and rule.proto not in (proto, "any"):
         return False
+    outside = False  # the rule also opens ports the (within) spec does not name
     if spec.get("port") not in (None, "any", ""):
         wanted = _port_set(normalize_port(spec["port"]))
         have = _port_set(rule.dport)
         if have is None or not (wanted & have):
             return False
+        outside = bool(spec.get("within")) and not have <= wanted
     source = spec.get("from")
     if source not in (None, ""):
         if str(source).lower() == "any":
@@ -433,7 +444,12 @@ def matches_legacy(rule, spec):
                 return False
         elif normalize_address(source)[1] != rule.src:
             return False
-    return True
+    return outside == partial
+
+
+def legacy_partial(current, legacy):
+    """Unowned rules that a C(within) legacy spec overlaps without covering all their ports."""
+    return [r for r in current if any(matches_legacy(r, s, partial=True) for s in legacy)]
 
 
 def plan(current, wanted, owners, legacy=(), adopt=True):
@@ -658,6 +674,7 @@ def main():  # pragma: no cover - exercised through ansible in molecule and the 
         added=[" ".join(r.ufw_args()) for r in to_add],
         deleted=[" ".join(r.ufw_args(delete=True)) for r in to_delete],
         satisfied_by_others=[r.describe() for r in foreign],
+        legacy_partial=[" ".join(r.ufw_args()) for r in legacy_partial(current, p["legacy"])],
         commands=[" ".join(["ufw", *c]) for c in commands],
         would_change=would_change,
         plan_ok=True,

@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""Read everything the ssh role needs to know about a node in one module run (read-only)."""
+"""Read everything the ssh role needs to know about a node in one module run (read-only).
+
+The commands and file states come from module_utils/opsbook_probe.py, node_probe's code."""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: ssh_node_state
-short_description: Read-only probe of sshd, its units, host keys, UFW and the role's files
+short_description: Read-only probe of sshd, its units, host keys, UFW's state and the role's files
 description:
   - One module run instead of a dozen read-only tasks. Runs the same commands those tasks ran
     (C(sshd -T), C(ssh -V), C(ssh -Q), C(id -Gn), C(systemctl show), C(ss -Htlnp),
-    C(ufw status), C(ufw show added), C(ssh-keygen -l)), the independent ones in parallel, and
+    C(ufw status), C(ssh-keygen -l)), the independent ones in parallel, and
     reads the sshd configuration files, the login user's authorized keys and the state of the
     files the role writes. Changes nothing; always C(changed=false).
   - Fails when C(sshd -T) fails, when the login user does not exist, and (with
@@ -52,8 +54,9 @@ options:
     default: {}
   files:
     description:
-      - Paths to describe as C(absent), C(link), C(directory OWNER:GROUP MODE) or
-        C(file OWNER:GROUP MODE SHA1) (C(other) for anything else).
+      - Paths whose state to report as node_probe does (module_utils/opsbook_probe.py
+        file_state - C(exists), C(owner), C(group), C(mode), C(isreg), C(isdir), C(islnk),
+        C(checksum)), the C(probe) the probed_template action takes.
     type: list
     elements: path
     default: []
@@ -68,10 +71,6 @@ options:
     default: 3072
   check_authorized_keys:
     description: Look for a public key of the login user in its AuthorizedKeysFile(s).
-    type: bool
-    default: true
-  ufw_rules:
-    description: When ufw is active, read its rules (C(ufw show added)); fail if that fails.
     type: bool
     default: true
 """
@@ -94,9 +93,6 @@ sshd_effective:
 socket:
   description: C(LoadState), C(UnitFileState), C(ActiveState), C(Listen) of the socket unit.
   type: dict
-fail2ban_active:
-  description: C(systemctl is-active fail2ban.service).
-  type: str
 ss_lines:
   description: Lines of C(ss -Htlnp).
   type: list
@@ -117,8 +113,7 @@ host_keys:
   type: list
 ufw:
   description:
-    - C(rc) and C(stdout) of C(ufw status) (rc 127 without ufw), and C(added), the lines of
-      C(ufw show added) when ufw is active.
+    - C(rc) and C(stdout) of C(ufw status) (rc 127 without ufw).
   type: dict
 exists:
   description: For each name of I(exists), whether the path exists.
@@ -129,18 +124,14 @@ files:
 """
 
 import glob
-import grp
-import hashlib
 import os
 import pwd
 import re
-import stat
-import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.opsbook_probe import file_state, finish, start
 
 # Every command gets this long at most; the probe never hangs a run.
-TIMEOUT = 60
 # Same patterns as grep -E with [[:space:]] (bytes: \s is [ \t\n\r\f\v]).
 PORT_RE = re.compile(rb"^\s*Port\s", re.M)
 LISTEN_PORT_RE = re.compile(rb"^\s*ListenAddress\s+(\[[^]]*\]|[0-9.]+|[A-Za-z0-9.-]+):[0-9]+", re.M)
@@ -152,69 +143,12 @@ PUBKEY_RE = re.compile(
 KEY_TYPE_RE = re.compile(r".*\(([A-Z0-9-]*)\)[^(]*$")
 
 
-def start(argv):
-    """Start a command; returns the Popen, or None when the program does not exist."""
-    env = dict(os.environ, LC_ALL="C")
-    try:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-    except OSError:
-        return None
-
-
-def finish(proc):
-    """(rc, stdout, stderr) of a started command; rc 127 when it could not start."""
-    if proc is None:
-        return 127, "", "not found"
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        return 124, out.decode(errors="replace"), "timed out"
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
 def read_bytes(path):
     try:
         with open(path, "rb") as handle:
             return handle.read()
     except OSError:
         return None
-
-
-def describe(path):
-    """absent | link | directory U:G MODE | file U:G MODE SHA1 | other (never follows links)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return "absent"
-    except OSError as exc:
-        return f"error {exc.strerror}"
-    if stat.S_ISLNK(st.st_mode):
-        return "link"
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = str(st.st_uid)
-    try:
-        group = grp.getgrgid(st.st_gid).gr_name
-    except KeyError:
-        group = str(st.st_gid)
-    ident = f"{owner}:{group} {stat.S_IMODE(st.st_mode):04o}"
-    if stat.S_ISDIR(st.st_mode):
-        return f"directory {ident}"
-    if not stat.S_ISREG(st.st_mode):
-        return "other"
-    data = read_bytes(path)
-    if data is None:
-        return "error unreadable"
-    return f"file {ident} {hashlib.sha1(data).hexdigest()}"  # Ansible's checksum
 
 
 def key_line(path, keygen, min_rsa_bits):
@@ -244,7 +178,6 @@ def main():
             "host_key_types": {"type": "list", "elements": "str", "default": []},
             "host_key_rsa_min_bits": {"type": "int", "default": 3072},
             "check_authorized_keys": {"type": "bool", "default": True},
-            "ufw_rules": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -267,11 +200,8 @@ def main():
                 *["-p", "LoadState", "-p", "UnitFileState", "-p", "ActiveState", "-p", "Listen"],
             ]
         ),
-        "fail2ban": start(["systemctl", "is-active", "fail2ban.service"]),
         "ss": start(["ss", "-Htlnp"]),
         "ufw": start([ufw_bin, "status"]) if ufw_bin else None,
-        # Used only when ufw is active; read-only either way.
-        "ufw_added": start([ufw_bin, "show", "added"]) if ufw_bin and p["ufw_rules"] else None,
     }
     for query in ("kex", "cipher", "mac", "key-sig"):
         procs[query] = start(["ssh", "-Q", query])
@@ -343,12 +273,7 @@ def main():
                 authorized.append(path)
 
     ufw_rc, ufw_out, _err = results["ufw"]
-    ufw = {"rc": ufw_rc, "stdout": ufw_out.rstrip("\n"), "added": []}
-    if p["ufw_rules"] and ufw_rc == 0 and "Status: active" in ufw_out:
-        rc, out, err = results["ufw_added"]
-        if rc != 0:
-            module.fail_json(msg=f"ufw show added failed: {err.strip()}", rc=rc, stderr=err)
-        ufw["added"] = out.splitlines()
+    ufw = {"rc": ufw_rc, "stdout": ufw_out.rstrip("\n")}
 
     module.exit_json(
         changed=False,
@@ -357,7 +282,6 @@ def main():
         openssh=openssh,
         sshd_effective=effective,
         socket=socket,
-        fail2ban_active=results["fail2ban"][1].strip(),
         ss_lines=[line for line in results["ss"][1].splitlines() if line],
         foreign_port_files=foreign,
         listen_port_files=listen,
@@ -366,7 +290,7 @@ def main():
         host_keys=host_keys,
         ufw=ufw,
         exists={name: os.path.lexists(path) for name, path in p["exists"].items()},
-        files={path: describe(path) for path in p["files"]},
+        files={path: file_state(path) for path in p["files"]},
     )
 
 
