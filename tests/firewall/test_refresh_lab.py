@@ -19,11 +19,10 @@ from firewall_helpers import (
     CF_V6,
     FIREWALL,
     REFRESH,
-    CfServer,
-    Route,
     lab_states,
 )
 
+from cloudflare_server import CfServer, Route
 from opsbook.lab import lab as labmod
 from playbook_run import PlaybookResult, ansible_env, ansible_playbook
 
