@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsbook.bench.cpu import busy_seconds
+from bench.cpu import busy_seconds
 from opsbook.paths import playbooks_dir, project_root
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from opsbook.bench.listserver import list_server
-from opsbook.bench.runs import BenchError, Run, ansible_playbook, opsbook_cli
-from opsbook.bench.stats import Measurement
+from bench.listserver import list_server
+from bench.runs import BenchError, Run, ansible_playbook, opsbook_cli
+from bench.stats import Measurement
 from opsbook.kube.cli import directory as kube_dir
 from opsbook.kube.testserver import TestCluster
 from opsbook.lab import lab as labmod
