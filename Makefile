@@ -83,8 +83,8 @@ lab-down: venv
 lint: venv
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
-	$(BIN)/ruff check src tests roles plugins
-	$(BIN)/ruff format --check src tests roles plugins
+	$(BIN)/ruff check src tests roles plugins bench
+	$(BIN)/ruff format --check src tests roles plugins bench
 	$(BIN)/mypy
 	$(BIN)/python -m opsbook.roledocs --check
 
@@ -112,8 +112,9 @@ test: | $(STAMPS)
 	t molecule MOLECULE_JOBS=1 & molecule=$$!; rc=0; t pytest || rc=1; wait $$molecule || rc=1; \
 	echo "== time per part =="; cat $(TIMES); exit $$rc
 
+# bench/ is not in the package: `python -m bench` imports it from the checkout (make's cwd).
 bench: deps venv images
-	$(BIN)/python -m opsbook.bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .cache .opsbook

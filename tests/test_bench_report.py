@@ -10,10 +10,10 @@ import os
 import time
 from pathlib import Path
 
-from opsbook.bench import cpu, report
-from opsbook.bench.__main__ import main as bench_main
-from opsbook.bench.__main__ import targets
-from opsbook.bench.stats import Measurement
+from bench import cpu, report
+from bench.__main__ import main as bench_main
+from bench.__main__ import targets
+from bench.stats import Measurement
 
 MACHINE = {
     "machine": {"cores": 2, "cpu": "test cpu", "memory_gib": 24},

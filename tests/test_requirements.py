@@ -50,7 +50,8 @@ def _used_collections() -> set[str]:
         for path in (ROOT / directory).rglob("*.yml"):
             used.update(FQCN.findall(path.read_text()))
     installed = set(_installed())
-    for path in [*(ROOT / "src").rglob("*.py"), *(ROOT / "molecule").rglob("*.yml")]:
+    python = [*(ROOT / "src").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    for path in [*python, *(ROOT / "molecule").rglob("*.yml")]:
         used.update(c for c in PLUGIN_REFERENCE.findall(path.read_text()) if c in installed)
     return used - BUILTIN
 

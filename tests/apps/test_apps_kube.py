@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 
-from play_recap import recap
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apps_helpers import (
@@ -32,7 +30,7 @@ from apps_helpers import (
     self_signed_cert,
 )
 
-from playbook_run import ansible_env, ansible_playbook
+from playbook_run import PlaybookResult, ansible_env, ansible_playbook
 
 pytestmark = pytest.mark.kube
 
@@ -65,7 +63,7 @@ def settings(kube_cluster: Any, ns: str, tmp_path_factory: pytest.TempPathFactor
     }
 
 
-def deploy(settings: dict, release: str, *args: str, **extra: Any) -> subprocess.CompletedProcess:
+def deploy(settings: dict, release: str, *args: str, **extra: Any) -> PlaybookResult:
     proc = ansible_playbook(
         APPS, {**settings, "app_release": release, **extra}, *args, inventory=INVENTORY
     )
@@ -175,7 +173,7 @@ def test_a_second_deploy_of_the_same_release_changes_nothing(
     proc = deploy(settings, "v1")
     assert proc.returncode == 0, proc.stdout[-5000:]
     # neither cluster_security nor app_rollout changes anything
-    assert recap(proc.stdout)["localhost"]["changed"] == 0, proc.stdout[-5000:]
+    assert proc.host("localhost")["changed"] == 0, proc.stdout[-5000:]
     after = versions(kube_cluster, ns)
     changed = {k for k in before if after.get(k) != before[k]}
     assert not changed, changed

@@ -11,7 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from firewall_helpers import CfServer, load_module, start_server
+from firewall_helpers import load_module
+
+from cloudflare_server import CfServer, cloudflare_server
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +33,5 @@ def lockmod() -> ModuleType:
 
 @pytest.fixture
 def cf_server() -> Iterator[CfServer]:
-    state, httpd = start_server()
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with cloudflare_server() as server:
+        yield server

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from firewall_helpers import CF_V4, CF_V6, CfServer, Route
+from firewall_helpers import CF_V4, CF_V6
+
+from cloudflare_server import CfServer, Route
 
 PARAMS = {
     "source": "fetch",

@@ -14,21 +14,20 @@ from typing import Any
 from opsbook.lab import lab as labmod
 from opsbook.lab import sshkeys
 from opsbook.lab.image import LAB_USER
-from play_recap import recap
-from playbook_run import ansible_playbook
+from playbook_run import PlaybookResult, ansible_playbook
 
 PLAYBOOK = Path(__file__).resolve().parent / "ssh.yml"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Run:
     rc: int
-    out: str
+    out: str  # stdout and stderr
+    result: PlaybookResult
 
     def recap(self, host: str) -> dict[str, int]:
-        counters = recap(self.out)
-        assert host in counters, f"no PLAY RECAP line for {host}:\n{self.out[-3000:]}"
-        return counters[host]
+        """`host`'s play recap counters (the test fails if the run has none for it)."""
+        return self.result.host(host)
 
 
 def playbook(lab: labmod.Lab, node: str, *args: str) -> Run:
@@ -43,7 +42,7 @@ def playbook(lab: labmod.Lab, node: str, *args: str) -> Run:
         # Facts are cached by host name; lab node names repeat across labs.
         env={"ANSIBLE_CACHE_PLUGIN": "memory"},
     )
-    return Run(proc.returncode, proc.stdout + proc.stderr)
+    return Run(proc.returncode, proc.stdout + proc.stderr, proc)
 
 
 def ssh(lab: labmod.Lab, node: str, port: int, command: str) -> subprocess.CompletedProcess[str]:

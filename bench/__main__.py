@@ -1,4 +1,4 @@
-"""`python -m opsbook.bench` (make bench): run the benchmarks on lab nodes and report.
+"""`python -m bench` (make bench): run the benchmarks on lab nodes and report.
 
 Writes bench/results.json and the Performance table in README.md, prints the table, and
 exits 0 even when a target is missed (the report says which); a benchmark whose runs fail
@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from opsbook.bench import machine, report
-from opsbook.bench.profile import slowest_tasks
-from opsbook.bench.runs import BenchError
-from opsbook.bench.scenarios import HARDEN, Bench
-from opsbook.bench.stats import Measurement, Target, cpu_median, ratio
+from bench import machine, report
+from bench.profile import slowest_tasks
+from bench.runs import BenchError
+from bench.scenarios import HARDEN, Bench
+from bench.stats import Measurement, Target, cpu_median, ratio
 from opsbook.lab.lab import LabError
 from opsbook.lab.podman import PodmanError
 from opsbook.paths import project_root
@@ -79,7 +79,7 @@ def _driver_why(driver: Measurement, plain: Measurement) -> str:
 
 
 def main(argv: list[str] | None = None, readme: Path | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m opsbook.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="samples per figure (default 5)")
     parser.add_argument("--only", action="append", choices=ALL, help="run only these")
     parser.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opsbook.bench.runs import BenchError
+from bench.runs import BenchError
 from opsbook.driver import Event, RunSpec, run_playbook
 from opsbook.paths import playbooks_dir
 

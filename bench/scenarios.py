@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from opsbook.bench.listserver import list_server
-from opsbook.bench.runs import BenchError, Run, ansible_playbook, opsbook_cli
-from opsbook.bench.stats import Measurement
+from bench.runs import BenchError, Run, ansible_playbook, opsbook_cli
+from bench.stats import Measurement
+from cloudflare_server import cloudflare_server
 from opsbook.kube.cli import directory as kube_dir
 from opsbook.kube.testserver import TestCluster
 from opsbook.lab import lab as labmod
@@ -81,20 +81,20 @@ class Bench:
         inventory = self.lab(3).inventory
         bundled = _bundled_ranges()
         v4_changed = [r for r in bundled["ipv4"] if r not in REMOVED_V4] + ADDED_V4
-        with list_server() as server:
+        with cloudflare_server() as server:
             extra = {
                 "firewall_cloudflare_source": "fetch",
-                "firewall_cloudflare_sources": server.sources(),
+                "firewall_cloudflare_sources": server.sources(("json",)),
             }
-            server.serve(bundled["ipv4"], bundled["ipv6"], "bench-a")
+            server.serve_lists(bundled["ipv4"], bundled["ipv6"], "bench-a")
             ansible_playbook(REFRESH, inventory, extra).check("refresh to list A")
             for index in range(self.runs + 1):
                 run = ansible_playbook(REFRESH, inventory, extra)
                 self._sample(noop, index, run.check("no-op refresh", expect_changed=0))
                 # Apply B (3 added, 2 removed), then back to A: both directions are changes.
-                server.serve(v4_changed, bundled["ipv6"], "bench-b")
+                server.serve_lists(v4_changed, bundled["ipv6"], "bench-b")
                 forward = ansible_playbook(REFRESH, inventory, extra).check("refresh to B")
-                server.serve(bundled["ipv4"], bundled["ipv6"], "bench-a")
+                server.serve_lists(bundled["ipv4"], bundled["ipv6"], "bench-a")
                 back = ansible_playbook(REFRESH, inventory, extra).check("refresh to A")
                 for run in (forward, back):
                     if run.total_changed == 0:

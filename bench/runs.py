@@ -1,7 +1,8 @@
 """Time one playbook run, either with plain ansible-playbook or through the opsbook CLI.
 
 Both report per-host recap counts without reading ansible's text output: ansible-playbook
-runs with the `ansible.posix.json` stdout callback, opsbook with `--json` (its summary line).
+runs through the tests' runner (tests/playbook_run.py, whose callback hands back the recap),
+opsbook with `--json` (its summary line).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsbook.bench.cpu import busy_seconds
+import playbook_run
+from bench.cpu import busy_seconds
 from opsbook.paths import playbooks_dir, project_root
 
 
@@ -45,10 +47,9 @@ class BenchError(RuntimeError):
     """A benchmark run did not do what it measures."""
 
 
-def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("ANSIBLE_CONFIG", str(project_root() / "ansible.cfg"))
-    env.update(extra or {})
     return env
 
 
@@ -76,25 +77,26 @@ def ansible_playbook(
     extra_vars: Mapping[str, object] | None = None,
     args: Sequence[str] = (),
 ) -> Run:
-    cmd = [
-        _bin("ansible-playbook"),
-        "-i",
-        str(inventory),
-        str(playbooks_dir() / playbook),
-        *_extra_args(extra_vars),
+    """`playbook` with plain ansible-playbook; seconds are the ansible-playbook process's."""
+    cpu = busy_seconds()
+    result = playbook_run.ansible_playbook(
+        playbooks_dir() / playbook,
+        extra_vars,
         *args,
-    ]
-    proc, seconds, cpu = _timed(cmd, _env({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}))
-    try:
-        stats = json.loads(proc.stdout)["stats"]
-    except (ValueError, KeyError) as exc:
-        message = f"ansible-playbook {playbook}: no JSON result\n{proc.stderr[-2000:]}"
-        raise BenchError(message) from exc
+        inventory=inventory,
+        # the stdout callback every committed figure was measured with (its output is unused)
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
+        timeout=None,
+    )
+    cpu = busy_seconds() - cpu
+    if result.stats is None:
+        message = f"ansible-playbook {playbook}: no recap (rc {result.returncode})"
+        raise BenchError(f"{message}\n{result.stderr[-2000:]}")
     return Run(
-        seconds,
-        proc.returncode,
-        {h: s["changed"] for h, s in stats.items()},
-        {h: s["failures"] + s["unreachable"] for h, s in stats.items()},
+        result.seconds,
+        result.returncode,
+        {h: c["changed"] for h, c in result.stats.items()},
+        {h: c["failed"] + c["unreachable"] for h, c in result.stats.items()},
         cpu,
     )
 

@@ -1,1 +1,0 @@
-"""`make bench`: converge, no-op, refresh, scaling, driver-overhead and deploy timings."""
