@@ -210,6 +210,17 @@ def test_legacy_within_deletes_only_rules_wholly_inside_its_ports(ufwmod):
     ]
     partial = ufwmod.legacy_partial(rules, legacy)
     assert [r.dport for r in partial] == ["22,80"]
+    # Another opsbook owner's rule for the port stays, unless any_owner says so.
+    tagged = ufwmod.parse_rules_file(
+        "### tuple ### allow tcp 22 0.0.0.0/0 any 10.0.0.0/8 in"
+        " comment=6f7073626f6f6b3a6669726577616c6c2d737368\n",  # opsbook:firewall-ssh
+        False,
+    )
+    assert ufwmod.plan(tagged, [], [], legacy=legacy)[1] == []
+    legacy_any = [dict(legacy[0], any_owner=True)]
+    assert [r.comment for r in ufwmod.plan(tagged, [], [], legacy=legacy_any)[1]] == [
+        "opsbook:firewall-ssh"
+    ]
     # Without within, the old behaviour: any overlap matches, and nothing is partial.
     _add, delete, _ = ufwmod.plan(rules, [], [], legacy=[{"port": "22", "proto": "tcp"}])
     assert "22,80" in [r.dport for r in delete]

@@ -47,7 +47,8 @@ options:
         C(proto) (the rule's protocol equal, or C(any) on either side), C(from) (C(any) means
         only rules from anywhere), C(within) (bool - the rule's ports must all lie within
         C(port); a rule that also opens other ports is not deleted but returned in
-        C(legacy_partial)). Rules tagged by any opsbook owner never match.
+        C(legacy_partial)), C(any_owner) (bool - also rules tagged by another opsbook owner;
+        without it such rules never match). Deny and reject rules (fail2ban's bans) never match.
     type: list
     elements: dict
     default: []
@@ -423,7 +424,9 @@ def _port_set(text):
 def matches_legacy(rule, spec, partial=False):
     """An unowned allow/limit input rule that the legacy spec describes. With partial, the
     rules a C(within) spec leaves alone because they also open ports outside it."""
-    if rule.comment.startswith("opsbook:") or rule.forward or rule.direction != "in":
+    if rule.forward or rule.direction != "in":
+        return False
+    if rule.comment.startswith("opsbook:") and not spec.get("any_owner"):
         return False
     if rule.action.split("_")[0] not in ("allow", "limit"):
         return False

@@ -6,6 +6,14 @@ import ipaddress
 import re
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
+
+def _bool(value: Any) -> bool:
+    """Ansible's own `bool` filter reading: "yes", "true", "1", "on" and so on."""
+    return boolean(value, strict=False)
+
+
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
 
 
@@ -85,7 +93,7 @@ def k3s_needing_apply(hosts: list[str], hostvars: Any) -> list[str]:
         "k3s__write_binary",
         "k3s__write_token",
     )
-    return [h for h in hosts if any(_truthy(hostvars[h].get(f)) for f in flags)]
+    return [h for h in hosts if any(_bool(hostvars[h].get(f)) for f in flags)]
 
 
 def _condition(node: dict[str, Any], kind: str) -> str | None:
@@ -109,7 +117,7 @@ def k3s_node_health_problem(nodes: dict[str, Any], name: str, version: str, serv
     running = node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion")
     if running != version:
         return f"Node {name} runs {running}, not {version}"
-    not_voting = k3s_not_voting(nodes) if _truthy(server) else []
+    not_voting = k3s_not_voting(nodes) if _bool(server) else []
     if not_voting:
         return "etcd members not voting (EtcdIsVoter not True): " + ", ".join(not_voting)
     return ""
@@ -123,12 +131,6 @@ def k3s_not_voting(nodes: dict[str, Any]) -> list[str]:
         if n["metadata"].get("labels", {}).get("node-role.kubernetes.io/etcd") == "true"
         and _condition(n, "EtcdIsVoter") != "True"
     )
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "1")
-    return bool(value)
 
 
 class FilterModule:
