@@ -16,9 +16,11 @@ from opsbook.driver import (
     Failure,
     HostRecap,
     InvalidInput,
+    RunResult,
     RunSpec,
     run_playbook,
 )
+from opsbook.driver.run import StartLock, start_lock_path
 
 BROKEN_TASKS = "---\n- name: X\n  ansible.builtin.debug: {msg: [unclosed\n"
 IMPORTS_BROKEN = """---
@@ -309,6 +311,50 @@ def test_run_dirs_rotate_keeping_the_last_20(state_dir, fixture_playbooks, local
     assert len(kept) == 20
     assert kept[-1] == result.run_dir.name
     assert kept[0] == old[6].name  # the 6 oldest went (25 + 1 new - 20)
+
+
+WAIT_PLAYBOOK = """---
+- name: Wait
+  hosts: local-a
+  gather_facts: false
+  tasks:
+    - name: Sleep a little
+      ansible.builtin.command: sleep 4
+      changed_when: false
+"""
+
+
+def test_runs_start_one_at_a_time_so_their_rotations_never_race(
+    state_dir, tmp_path, local_inventory
+):
+    """While another run holds the start lock (it has not reached runner's rotation yet), a
+    run waits before ansible_runner starts (no `command` artifact); once the lock is free it
+    runs, and it frees the lock when ansible is running, not at its end."""
+    holder = StartLock(start_lock_path()).__enter__()
+    results: list[RunResult] = []
+    (tmp_path / "wait.yml").write_text(WAIT_PLAYBOOK)
+    spec = RunSpec(playbook=tmp_path / "wait.yml", inventory=[str(local_inventory)])
+    thread = threading.Thread(target=lambda: results.append(run_playbook(spec)))
+    thread.start()
+    try:
+        time.sleep(1.5)
+        runs = list((state_dir / "runs").iterdir())
+        assert len(runs) == 1
+        assert not (runs[0] / "command").exists()  # waiting for the lock, runner not started
+    finally:
+        holder.release()
+    # The run takes the lock, and gives it back as soon as ansible runs.
+    deadline = time.monotonic() + 30
+    while not (runs[0] / "command").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = StartLock(start_lock_path())
+    got_it = threading.Event()
+    threading.Thread(target=lambda: (second.__enter__(), got_it.set()), daemon=True).start()
+    assert got_it.wait(20), "the lock was not released once ansible was running"
+    assert thread.is_alive(), "wait.yml should still be running"
+    second.release()
+    thread.join(120)
+    assert results[0].exit_code == ExitCode.OK, results[0].error
 
 
 def test_summary_is_json_serialisable(state_dir, fixture_playbooks, local_inventory):

@@ -10,7 +10,9 @@ What ansible-runner writes, and what the driver does about secrets (see events.p
                                   artifact_dir is <state dir>/runs and ident the run id, its
                                   artifact dir too. runner's rotate_artifacts keeps the newest
                                   20 entries of <state dir>/runs (by mtime) and removes the
-                                  rest, whatever they are, once it has written `command`
+                                  rest, whatever they are, once it has written `command`;
+                                  runs that share a state dir start one at a time (StartLock,
+                                  <state dir>/runs.lock) so two rotations never race
   env/settings                    runner settings only (poll interval, quiet). Nothing else in
                                   env/: suppress_env_files=True, and extra vars go through a
                                   temp `-e @file` outside the run dir
@@ -39,6 +41,7 @@ sets for every run, and killed.
 from __future__ import annotations
 
 import configparser
+import fcntl
 import json
 import os
 import secrets
@@ -135,7 +138,7 @@ def run_playbook(
     run_dir, run_id = create_run_dir()
     _write_settings(run_dir)
     start = time.monotonic()
-    with extravars.materialize(ev) as ev_args:
+    with extravars.materialize(ev) as ev_args, StartLock(start_lock_path()) as start_lock:
         cmdline = _cmdline(spec, vault_file, ev_args)
         try:
             runner = ansible_runner.run(
@@ -161,7 +164,7 @@ def run_playbook(
                 quiet=True,
                 timeout=spec.timeout,
                 event_handler=_event_handler(collector, on_event),
-                status_handler=_status_handler(redactor),
+                status_handler=_status_handler(redactor, start_lock.release),
                 # Kill the whole run at once (runner only kills ansible's process group).
                 cancel_callback=latch(cancel, on_cancel=partial(kill_run_processes, run_id)),
             )
@@ -314,6 +317,37 @@ def runs_dir() -> Path:
     return state_dir() / "runs"
 
 
+def start_lock_path() -> Path:
+    """Beside runs/, never in it: rotate_artifacts removes whatever runs/ holds."""
+    return state_dir() / "runs.lock"
+
+
+class StartLock:
+    """Runs that share a state dir start one at a time. runner's rotate_artifacts lists runs/
+    and removes the oldest entries; two runs rotating at once would both remove the same one,
+    and the second would fail before ansible starts. Held from before ansible_runner.run
+    until runner reports 'running' (after its rotation), or until the run ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> StartLock:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
 def new_run_id() -> str:
     """Sortable by start time: 20260127T063624.123456Z-1a2b3c."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
@@ -393,12 +427,15 @@ def _event_handler(
     return handle
 
 
-def _status_handler(redactor: Redactor) -> Callable[..., None]:
+def _status_handler(redactor: Redactor, started: Callable[[], None]) -> Callable[..., None]:
     def handle(data: dict[str, Any], runner_config: Any = None) -> None:
         # 'starting' carries the whole environment (a reference to runner's own dict): drop it.
         data.pop("env", None)
-        if data.get("status") == "running" and runner_config is not None:
-            rewrite_command_artifact(Path(runner_config.artifact_dir) / "command", redactor)
+        if data.get("status") == "running":
+            # runner has rotated the run dirs (rotate_artifacts) by now: the next run may start.
+            started()
+            if runner_config is not None:
+                rewrite_command_artifact(Path(runner_config.artifact_dir) / "command", redactor)
 
     return handle
 
