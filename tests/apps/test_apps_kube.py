@@ -5,7 +5,14 @@ markers (`kwok-fails`: the pod fails with exit code 1; `kwok-never-ready`: never
 The tests of this module share one namespace and run in file order, like a sequence of deploys
 of one system: v1 is deployed, deployed again (nothing changes), v2 is planned with --check
 (nothing changes), a v2 whose migration fails stops before any Deployment, a v3 whose api never
-becomes ready is rolled back, and a v4 deploys cleanly afterwards (old Jobs cleaned up).
+becomes ready is rolled back, and a v4 deploys cleanly afterwards (old Jobs cleaned up). Then
+each node is drained in turn through the eviction API (the real disruption controller and
+scheduler; kwok pods become Ready at once, so this shows the budgets and the spread, not how
+long a real app takes to start).
+
+The namespace enforces the restricted Pod Security level (cluster_security), so every pod the
+deploys create is admitted under it; the pod templates are also dry-run as Pods into a
+restricted namespace next to a privileged pod that is refused.
 """
 
 from __future__ import annotations
@@ -14,10 +21,13 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,6 +47,9 @@ pytestmark = pytest.mark.kube
 APPS = ROOT / "playbooks" / "apps.yml"
 REGISTRY = "registry.example/honeydue"
 NAMES = ("api", "worker", "web", "admin")
+# pods per app after a deploy (the api's from its HPA minimum), and the apps with a budget
+REPLICAS = {"api": 2, "worker": 1, "web": 3, "admin": 2}
+NODES = ("pytest-server", "pytest-agent-1", "pytest-agent-2")
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +179,92 @@ def test_a_release_rolls_out_end_to_end(kube_cluster: Any, ns: str, settings: di
     assert hpa["spec"]["scaleTargetRef"]["name"] == "api"
 
 
+def pods_by_app(cluster: Any, ns: str) -> dict[str, list[dict]]:
+    """The live (not terminating, not finished) pods of each app, with their node."""
+    out: dict[str, list[dict]] = {n: [] for n in NAMES}
+    for p in cluster.kubectl_json("get", "pods", "-n", ns)["items"]:
+        app = p["metadata"].get("labels", {}).get("app.kubernetes.io/name")
+        live = p["status"].get("phase") in ("Pending", "Running")
+        if app in out and live and not p["metadata"].get("deletionTimestamp"):
+            out[app].append(p)
+    return out
+
+
+def wait_for(what: str, check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {timeout}s")
+        time.sleep(0.5)
+
+
+def settled(cluster: Any, ns: str) -> bool:
+    """Every app Available at its replica count, with exactly that many live pods."""
+    pods = pods_by_app(cluster, ns)
+    state = available(cluster, ns)
+    return all(state.get(n) and len(pods[n]) == REPLICAS[n] for n in NAMES)
+
+
+def test_the_pods_of_each_app_sit_on_different_nodes(kube_cluster: Any, ns: str) -> None:
+    wait_for("settled (the HPA scales the api to 2)", lambda: settled(kube_cluster, ns))
+    pods = pods_by_app(kube_cluster, ns)
+    nodes = {app: sorted(p["spec"]["nodeName"] for p in pods[app]) for app in NAMES}
+    assert len(set(nodes["web"])) == 3, nodes
+    assert len(set(nodes["api"])) == 2, nodes
+    assert len(set(nodes["admin"])) == 2, nodes
+    assert set(nodes["web"]) == set(NODES)
+
+
+def pod_templates(cluster: Any, ns: str) -> dict[str, dict]:
+    """{kind/name: pod template} of the Deployments, Jobs and CronJobs the roles applied."""
+    out = {}
+    for d in cluster.kubectl_json("get", "deployments,jobs,cronjobs", "-n", ns)["items"]:
+        template = (
+            d["spec"]["template"]
+            if d["kind"] != "CronJob"
+            else (d["spec"]["jobTemplate"]["spec"]["template"])
+        )
+        out[f"{d['kind']}/{d['metadata']['name']}"] = template
+    return out
+
+
+def dry_run_pod(cluster: Any, ns: str, name: str, spec: dict) -> subprocess.CompletedProcess[str]:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}}
+    return cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps({**pod, "spec": spec}), check=False
+    )
+
+
+def test_the_pods_meet_the_restricted_pod_security_level(
+    kube_cluster: Any, ns: str, kube_namespace: str
+) -> None:
+    labels = kube_cluster.kubectl_json("get", "namespace", ns)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    for mode in ("enforce", "warn"):
+        kube_cluster.kubectl(
+            "label", "namespace", kube_namespace, f"pod-security.kubernetes.io/{mode}=restricted"
+        )
+    # the control: a privileged pod is refused there, so the check below can fail
+    privileged = {
+        "containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]
+    }
+    refused = dry_run_pod(kube_cluster, kube_namespace, "privileged", privileged)
+    assert refused.returncode != 0
+    assert "violates PodSecurity" in refused.stderr, refused.stderr
+    templates = pod_templates(kube_cluster, ns)
+    assert {"Deployment/web", "Deployment/redis", "CronJob/db-backup"} <= set(templates)
+    assert any(k.startswith("Job/") for k in templates)
+    for key, template in templates.items():
+        proc = dry_run_pod(
+            kube_cluster, kube_namespace, "dry-" + key.split("/")[1], template["spec"]
+        )
+        assert proc.returncode == 0, (key, proc.stderr)
+        assert "Warning" not in proc.stderr, (key, proc.stderr)
+
+
 def test_a_second_deploy_of_the_same_release_changes_nothing(
     kube_cluster: Any, ns: str, settings: dict
 ) -> None:
@@ -283,3 +382,163 @@ def test_a_later_release_deploys_and_old_jobs_are_cleaned_up(
     remaining = jobs(kube_cluster, ns)
     assert len(remaining) == 2, remaining
     assert any("v4" in n for n in remaining), remaining
+
+
+def test_a_budget_that_cannot_be_drained_is_refused_before_anything_is_applied(
+    kube_cluster: Any, settings: dict
+) -> None:
+    defaults = yaml.safe_load((ROOT / "roles/cluster_security/defaults/main.yml").read_text())
+    rollout = yaml.safe_load((ROOT / "roles/app_rollout/defaults/main.yml").read_text())
+    budget = [
+        {**a, "pdb": {"minAvailable": 3}} if a["name"] == "web" else a
+        for a in defaults["cluster_security_apps"]
+    ]
+    single = [
+        {**a, "replicas": 1} if a["name"] == "web" else a for a in rollout["app_rollout_apps"]
+    ]
+    for extra, message in (
+        ({"cluster_security_apps": budget}, "the budget minAvailable 3 with replicas 3 allows no"),
+        (
+            {"app_rollout_apps": single},
+            "a PodDisruptionBudget (maxUnavailable 1 with replicas 1) on a 1-replica",
+        ),
+    ):
+        name = "apps-refused"
+        proc = deploy({**settings, "opsbook_app_namespace": name}, "v1", **extra)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert f"app web: {message}" in " ".join(out.split()), out[-3000:]
+        assert proc.host("localhost")["changed"] == 0
+        gone = kube_cluster.kubectl("get", "namespace", name, check=False)
+        assert gone.returncode != 0  # not even the namespace was created
+
+
+class ReadyWatch:
+    """Watches the namespace's pods and records, after every change, the fewest ready pods
+    (Ready and not terminating, as the disruption controller counts them) each app had."""
+
+    def __init__(self, cluster: Any, ns: str) -> None:
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(cluster.api_client())
+        self.ns = ns
+        self.pods: dict[str, tuple[str, bool]] = {}
+        self.lowest: dict[str, int] = {}
+        self.events = 0
+        self.stopped = threading.Event()
+        self.error: BaseException | None = None
+        listed = self.core.list_namespaced_pod(ns)
+        for pod in listed.items:
+            self._update(pod)
+        self.version = listed.metadata.resource_version
+        self._count()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _update(self, pod: Any, deleted: bool = False) -> None:
+        app = (pod.metadata.labels or {}).get("app.kubernetes.io/name", "")
+        conditions = {c.type: c.status for c in (pod.status.conditions or [])}
+        ready = conditions.get("Ready") == "True" and pod.metadata.deletion_timestamp is None
+        if deleted:
+            self.pods.pop(pod.metadata.name, None)
+        else:
+            self.pods[pod.metadata.name] = (app, ready)
+
+    def _count(self) -> None:
+        counts = dict.fromkeys(NAMES, 0)
+        for app, ready in self.pods.values():
+            if ready and app in counts:
+                counts[app] += 1
+        for app, n in counts.items():
+            self.lowest[app] = min(self.lowest.get(app, n), n)
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        try:
+            while not self.stopped.is_set():
+                for event in watch.Watch().stream(
+                    self.core.list_namespaced_pod,
+                    self.ns,
+                    resource_version=self.version,
+                    timeout_seconds=2,
+                ):
+                    pod = event["object"]
+                    self.version = pod.metadata.resource_version
+                    self._update(pod, deleted=event["type"] == "DELETED")
+                    self._count()
+                    self.events += 1
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    def stop(self) -> dict[str, int]:
+        self.stopped.set()
+        self.thread.join(10)
+        if self.error:
+            raise self.error
+        return dict(self.lowest)
+
+
+def evict(core: Any, name: str, ns: str, deadline: float) -> int:
+    """Evict one pod through the eviction API, retrying while its budget refuses (429)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    refused = 0
+    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=ns))
+    while True:
+        try:
+            core.create_namespaced_pod_eviction(name, ns, body)
+            return refused
+        except ApiException as exc:
+            if exc.status == 404:  # already gone
+                return refused
+            if exc.status != 429 or time.monotonic() > deadline:
+                raise
+            refused += 1
+            time.sleep(0.3)
+
+
+def test_draining_each_node_keeps_every_app_within_its_budget(kube_cluster: Any, ns: str) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_cluster.api_client())
+    wait_for("settled", lambda: settled(kube_cluster, ns))
+    # after the rolling updates of v4 too, each revision is spread (matchLabelKeys)
+    pods = pods_by_app(kube_cluster, ns)
+    assert {p["spec"]["nodeName"] for p in pods["web"]} == set(NODES)
+    pdbs = kube_cluster.kubectl_json("get", "poddisruptionbudgets", "-n", ns)["items"]
+    budget = {p["metadata"]["name"]: REPLICAS[p["metadata"]["name"]] - 1 for p in pdbs}
+    assert budget == {"api": 1, "web": 2, "admin": 1}
+    assert all(p["spec"]["maxUnavailable"] == 1 for p in pdbs)
+    watcher = ReadyWatch(kube_cluster, ns)
+    refused = 0
+    try:
+        for node in NODES:
+            core.patch_node(node, {"spec": {"unschedulable": True}})
+            try:
+                deadline = time.monotonic() + 90
+                on_node = [
+                    p["metadata"]["name"]
+                    for app in pods_by_app(kube_cluster, ns).values()
+                    for p in app
+                    if p["spec"].get("nodeName") == node
+                ]
+                assert on_node, node
+                for name in on_node:
+                    refused += evict(core, name, ns, deadline)
+                wait_for(f"settled after draining {node}", lambda: settled(kube_cluster, ns), 90)
+                after = pods_by_app(kube_cluster, ns)
+                assert not [p for a in after.values() for p in a if p["spec"]["nodeName"] == node]
+            finally:
+                core.patch_node(node, {"spec": {"unschedulable": None}})
+    finally:
+        lowest = watcher.stop()
+    assert watcher.events > 0
+    for app, minimum in budget.items():
+        assert lowest[app] >= minimum, (app, lowest)
+    # the budgets did hold evictions back (web had 2 pods on a node in a later drain)
+    assert refused > 0
+    nodes = kube_cluster.kubectl_json("get", "nodes")["items"]
+    assert not any(n["spec"].get("unschedulable") for n in nodes)
+    assert all(available(kube_cluster, ns).values())

@@ -362,3 +362,156 @@ def test_restore_report_checks_the_minimums() -> None:
     assert report["rows"] == {"public.users": 3}
     assert report["too_few"] == ["public.tasks: no such table (expected >= 1)"]
     assert CS.restore_report(lines, {"public.users": 4})["too_few"]
+
+
+# -- availability and least privilege ----------------------------------------------------------
+def pod_specs(docs: list[dict]) -> dict[str, dict]:
+    """{kind/name: pod spec} of every workload (Deployments, the Job, the CronJob)."""
+    out = {}
+    for d in docs:
+        if d["kind"] in ("Deployment", "Job"):
+            out[f"{d['kind']}/{d['metadata']['name']}"] = d["spec"]["template"]["spec"]
+        elif d["kind"] == "CronJob":
+            spec = d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            out[f"CronJob/{d['metadata']['name']}"] = spec
+    return out
+
+
+def test_app_pods_spread_over_the_nodes(manifests: list[dict]) -> None:
+    for name in ("api", "worker", "web", "admin"):
+        spec = by_kind(manifests, "Deployment")[name]["spec"]["template"]["spec"]
+        assert spec["topologySpreadConstraints"] == [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                "matchLabelKeys": ["pod-template-hash"],
+            }
+        ], name
+
+
+def test_every_pod_is_least_privilege_with_requests_and_memory_limits(
+    manifests: list[dict],
+) -> None:
+    specs = pod_specs(manifests)
+    assert {"Deployment/web", "Deployment/redis", "CronJob/db-backup"} <= set(specs)
+    assert any(k.startswith("Job/") for k in specs)
+    for key, spec in specs.items():
+        assert spec["automountServiceAccountToken"] is False, key
+        pod_sc = spec.get("securityContext") or {}
+        assert pod_sc["runAsNonRoot"] is True, key
+        assert pod_sc["runAsUser"] > 0, key
+        assert pod_sc["runAsGroup"] > 0, key
+        assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}, key
+        mounts_ok = {v["name"] for v in spec.get("volumes") or []}
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, (key, c["name"])
+            assert sc["readOnlyRootFilesystem"] is True, (key, c["name"])
+            assert sc["capabilities"] == {"drop": ["ALL"]}, (key, c["name"])
+            res = c["resources"]
+            assert res["requests"]["cpu"], (key, c["name"])
+            assert res["requests"]["memory"], (key, c["name"])
+            assert res["limits"]["memory"], (key, c["name"])
+            assert "cpu" not in res["limits"], (key, c["name"])  # no app asks for a CPU limit
+            assert {m["name"] for m in c.get("volumeMounts", [])} <= mounts_ok
+    deploys = by_kind(manifests, "Deployment")
+    for name, uid, paths in (
+        ("api", 65532, ["/tmp"]),
+        ("worker", 65532, ["/tmp"]),
+        ("web", 1001, ["/tmp", "/app/.next/cache"]),
+        ("admin", 1001, ["/tmp", "/app/.next/cache"]),
+    ):
+        spec = deploys[name]["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsUser"] == uid
+        mounts = spec["containers"][0]["volumeMounts"]
+        assert [m["mountPath"] for m in mounts] == paths, name
+        by_name = {v["name"]: v for v in spec["volumes"]}
+        assert all("emptyDir" in by_name[m["name"]] for m in mounts), name
+
+
+def test_the_namespace_enforces_the_restricted_level(manifests: list[dict]) -> None:
+    labels = by_kind(manifests, "Namespace")["honeydue"]["metadata"]["labels"]
+    for mode in ("enforce", "warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def budgets(apps: list[dict], replicas: dict, hpa_min: int = 2) -> list[dict]:
+    return CS.disruption_budgets(apps, replicas, "api", hpa_min)
+
+
+def test_budgets_that_a_drain_can_honour() -> None:
+    apps = [
+        {"name": "api", "pdb": True},
+        {"name": "worker", "pdb": False},
+        {"name": "web", "pdb": {"minAvailable": 2}},
+        {"name": "admin", "pdb": {"maxUnavailable": "50%"}},
+    ]
+    out = {b["name"]: b for b in budgets(apps, {"worker": 1, "web": 3, "admin": 2})}
+    assert set(out) == {"api", "web", "admin"}
+    assert out["api"] == {
+        "name": "api",
+        "replicas": 2,
+        "spec": {"maxUnavailable": 1},
+        "allowed": 1,
+    }
+    assert out["web"]["allowed"] == 1
+    assert out["admin"]["allowed"] == 1
+    assert out["admin"]["spec"] == {"maxUnavailable": "50%"}
+
+
+@pytest.mark.parametrize(
+    ("app", "replicas", "message"),
+    [
+        ({"name": "web", "pdb": {"minAvailable": 3}}, 3, "allows no eviction"),
+        ({"name": "web", "pdb": {"minAvailable": "100%"}}, 3, "allows no eviction"),
+        ({"name": "web", "pdb": {"maxUnavailable": 0}}, 3, "allows no eviction"),
+        ({"name": "web", "pdb": {"maxUnavailable": 3}}, 3, "every web pod at once"),
+        ({"name": "web", "pdb": {"minAvailable": 1}}, 1, "on a 1-replica app"),
+        ({"name": "web", "pdb": True}, 1, "on a 1-replica app"),
+        ({"name": "web", "pdb": {"minAvailable": 1, "maxUnavailable": 1}}, 3, "exactly one"),
+        ({"name": "web", "pdb": {"maxUnavailable": "lots"}}, 3, "neither a number"),
+    ],
+)
+def test_budgets_that_cannot_be_drained_are_refused(app: dict, replicas: int, message: str) -> None:
+    with pytest.raises(Exception, match=message) as err:
+        budgets([app], {"web": replicas})
+    assert "web" in str(err.value)
+
+
+def test_the_hpa_minimum_counts_for_its_app() -> None:
+    with pytest.raises(Exception, match="the HPA's minReplicas 2"):
+        budgets([{"name": "api", "pdb": {"minAvailable": 2}}], {}, hpa_min=2)
+    assert budgets([{"name": "api", "pdb": {"minAvailable": 2}}], {}, hpa_min=3)[0]["allowed"] == 1
+    with pytest.raises(Exception, match="no known replica count"):
+        budgets([{"name": "other", "pdb": True}], {})
+
+
+def test_replicas_come_from_app_rollouts_list() -> None:
+    apps = [{"name": "api", "hpa": True, "replicas": 2}, {"name": "web", "replicas": 3}]
+    assert CS.app_replicas(apps, {"web": 9}) == {"web": 3}
+    assert CS.app_replicas([], {"web": 9}) == {"web": 9}
+
+
+def test_the_app_list_needs_requests_limits_and_a_non_root_id() -> None:
+    good = {
+        "name": "web",
+        "resources": {"requests": {"cpu": "50m", "memory": "1Mi"}, "limits": {"memory": "2Mi"}},
+        "run_as_user": 1001,
+        "run_as_group": 1001,
+        "writable_paths": ["/tmp"],
+    }
+    assert AR.check_apps([good]) == ["web"]
+    with pytest.raises(Exception, match=r"web: resources need requests.cpu, limits.memory"):
+        AR.check_apps([{**good, "resources": {"requests": {"memory": "1Mi"}}}])
+    with pytest.raises(Exception, match="run_as_user must be a non-root id"):
+        AR.check_apps([{**good, "run_as_user": 0}])
+    with pytest.raises(Exception, match="absolute path"):
+        AR.check_apps([{**good, "writable_paths": ["tmp"]}])
+    assert AR.writable_volumes(["/tmp", "/app/.next/cache"]) == [
+        {"name": "w-tmp", "path": "/tmp"},
+        {"name": "w-app-next-cache", "path": "/app/.next/cache"},
+    ]
+    with pytest.raises(Exception, match="given twice"):
+        AR.writable_volumes(["/tmp", "/tmp"])

@@ -1,4 +1,5 @@
-"""Filters for the app_rollout role: image references, Job names, rollout and Job states.
+"""Filters for the app_rollout role: image references, Job names, rollout and Job states, the
+checks of the app list (resources, security settings) and the writable volumes.
 
 The states are computed here (not with `wait: true`/`wait_condition`) because of known traps in
 kubernetes.core 6.x (bundled with ansible 12):
@@ -227,6 +228,49 @@ def pod_report(pod: dict[str, Any]) -> list[str]:
     return lines
 
 
+def writable_volumes(paths: Any, app: str = "?") -> list[dict[str, str]]:
+    """[{name, path}] of the emptyDir volumes for the paths an app writes (its root filesystem
+    is read-only): `/tmp` -> `tmp`, `/app/.next/cache` -> `app-next-cache`."""
+    out: list[dict[str, str]] = []
+    for raw in paths or []:
+        path = str(raw).strip()
+        if not path.startswith("/") or path == "/" or ".." in path.split("/"):
+            raise AnsibleFilterError(
+                f"app_rollout: app {app}: writable path {raw!r} must be an absolute path below /"
+            )
+        name = ("w-" + _slug(path, 40)) if _slug(path, 40) else "w"
+        if any(v["name"] == name or v["path"] == path for v in out):
+            raise AnsibleFilterError(f"app_rollout: app {app}: writable path {path} given twice")
+        out.append({"name": name, "path": path})
+    return out
+
+
+def check_apps(apps: list[dict[str, Any]]) -> list[str]:
+    """The names of the apps, after refusing an app the pods could not run as configured:
+    requests (cpu, memory) and a memory limit on every container, a fixed non-root UID and GID,
+    absolute writable paths. CPU limits are optional (they throttle; requests schedule)."""
+    errors = []
+    for app in apps or []:
+        name = str(app.get("name", "?"))
+        res = app.get("resources") or {}
+        requests, limits = res.get("requests") or {}, res.get("limits") or {}
+        missing = [f"requests.{k}" for k in ("cpu", "memory") if not requests.get(k)]
+        missing += ["limits.memory"] if not limits.get("memory") else []
+        if missing:
+            errors.append(f"{name}: resources need {', '.join(missing)}")
+        for key in ("run_as_user", "run_as_group"):
+            value = app.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                errors.append(f"{name}: {key} must be a non-root id (an integer above 0)")
+        try:
+            writable_volumes(app.get("writable_paths"), name)
+        except AnsibleFilterError as exc:
+            errors.append(str(exc).removeprefix("app_rollout: app "))
+    if errors:
+        raise AnsibleFilterError("app_rollout: the app list is refused - " + "; ".join(errors))
+    return [str(a.get("name")) for a in apps or []]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -238,4 +282,6 @@ class FilterModule:
             "app_rollout_container_images": container_images,
             "app_rollout_pod_report": pod_report,
             "app_rollout_changed_since": changed_since,
+            "app_rollout_writable_volumes": writable_volumes,
+            "app_rollout_check_apps": check_apps,
         }

@@ -1,4 +1,5 @@
-"""Filters for the cluster_security role: the NetworkPolicies and Secret redaction.
+"""Filters for the cluster_security role: the NetworkPolicies, the disruption budgets and
+Secret redaction.
 
 The NetworkPolicies are built here rather than in a template: the rules follow from the app
 list (who serves Traefik, who calls whom, who needs Redis, the database, object storage), and
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -178,6 +180,109 @@ def network_policies(apps: list[dict[str, Any]], s: dict[str, Any]) -> list[dict
     return out
 
 
+# -- PodDisruptionBudgets ----------------------------------------------------------------------
+BUDGET_KEYS = ("minAvailable", "maxUnavailable")
+
+
+def _scaled(value: Any, replicas: int, app: str, key: str) -> int:
+    """An int-or-percent of the replicas, rounded up as the disruption controller does
+    (intstr.GetScaledValueFromIntOrPercent(..., roundUp=true))."""
+    if isinstance(value, bool):
+        raise AnsibleFilterError(f"cluster_security: app {app}: pdb {key} must be a number or N%")
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            return math.ceil(int(text[:-1]) * replicas / 100)
+        return int(text)
+    except ValueError as exc:
+        raise AnsibleFilterError(
+            f"cluster_security: app {app}: pdb {key} {value!r} is neither a number nor N%"
+        ) from exc
+
+
+def app_replicas(
+    rollout_apps: list[dict[str, Any]] | None, fallback: Mapping[str, Any]
+) -> dict[str, int]:
+    """{name: replicas} from app_rollout's app list (apps with `hpa` left out: their count is
+    the HPA's minimum), else `fallback` when the list is not known in this play."""
+    if not rollout_apps:
+        return {str(k): int(v) for k, v in (fallback or {}).items()}
+    return {
+        str(a["name"]): int(a.get("replicas") if a.get("replicas") is not None else 1)
+        for a in rollout_apps
+        if not a.get("hpa")
+    }
+
+
+def disruption_budgets(
+    apps: list[dict[str, Any]],
+    replicas: Mapping[str, Any],
+    hpa_app: str = "",
+    hpa_min_replicas: int = 0,
+) -> list[dict[str, Any]]:
+    """The PDB spec (selector aside) of every app with `pdb`, refusing a budget a drain cannot
+    honour.
+
+    `pdb: true` is `maxUnavailable: 1`; a dict gives exactly one of minAvailable and
+    maxUnavailable (a number or N%). The replicas are `replicas[name]`, for the HPA's app its
+    minReplicas (the fewest it may run: the strictest case). With every replica healthy, the
+    budget must allow at least one eviction (else a drain of the node hangs) and must not
+    allow all of them at once (else a drain may evict every pod and the budget protects
+    nothing) - so an app with a budget needs 2 replicas or more.
+    Returns [{name, replicas, spec: {minAvailable|maxUnavailable: value}, allowed}].
+    """
+    out = []
+    for app in apps or []:
+        name = str(app["name"])
+        pdb = app.get("pdb")
+        if not pdb:
+            continue
+        budget = {"maxUnavailable": 1} if pdb is True else dict(pdb)
+        keys = [k for k in budget if k in BUDGET_KEYS]
+        if len(keys) != 1 or set(budget) - set(BUDGET_KEYS):
+            raise AnsibleFilterError(
+                f"cluster_security: app {name}: pdb must be true or a dict with exactly one of "
+                f"minAvailable and maxUnavailable, not {budget!r}"
+            )
+        key = keys[0]
+        if name == hpa_app and int(hpa_min_replicas or 0) > 0:
+            count, source = int(hpa_min_replicas), "the HPA's minReplicas"
+        elif name in (replicas or {}):
+            count, source = int(replicas[name]), "replicas"
+        else:
+            raise AnsibleFilterError(
+                f"cluster_security: app {name} has a pdb but no known replica count "
+                "(not in app_rollout_apps / cluster_security_app_replicas)"
+            )
+        value = _scaled(budget[key], count, name, key)
+        allowed = count - value if key == "minAvailable" else value
+        allowed = max(0, min(allowed, count))
+        what = f"{key} {budget[key]} with {source} {count}"
+        if count < 2:
+            raise AnsibleFilterError(
+                f"cluster_security: app {name}: a PodDisruptionBudget ({what}) on a "
+                f"{count}-replica app either blocks every drain of its node or protects "
+                f"nothing: give {name} 2 replicas or more, or set pdb: false for it. "
+                "Nothing was applied."
+            )
+        if allowed < 1:
+            raise AnsibleFilterError(
+                f"cluster_security: app {name}: the budget {what} allows no eviction, so a "
+                f"drain of a node with a {name} pod never finishes: use maxUnavailable 1 or "
+                f"minAvailable {count - 1} at most. Nothing was applied."
+            )
+        if allowed >= count:
+            raise AnsibleFilterError(
+                f"cluster_security: app {name}: the budget {what} lets a drain evict every "
+                f"{name} pod at once (the app goes down): use maxUnavailable {count - 1} at "
+                "most. Nothing was applied."
+            )
+        out.append(
+            {"name": name, "replicas": count, "spec": {key: budget[key]}, "allowed": allowed}
+        )
+    return out
+
+
 def _plain(value: Any) -> Any:
     """A plain copy (no copy.deepcopy: it breaks on ansible's lazily templated containers)."""
     if isinstance(value, Mapping):
@@ -228,6 +333,8 @@ class FilterModule:
         return {
             "cluster_security_host_cidrs": host_cidrs,
             "cluster_security_network_policies": network_policies,
+            "cluster_security_app_replicas": app_replicas,
+            "cluster_security_disruption_budgets": disruption_budgets,
             "cluster_security_redact_secrets": redact_secrets,
             "cluster_security_restore_report": restore_report,
         }
