@@ -132,6 +132,8 @@ def test_socket_activation_counts_the_sockets_ports_not_sshds_port_line():
 def test_the_login_user_is_the_last_line_raw_printed():
     p = plan(login=["Welcome to the node\r", "", "opsbook\r", "  "])
     assert p["login_user"] == "opsbook"
+    # The same reading gives ssh_node_state its login_user (filter ssh_login_user).
+    assert f.FilterModule().filters()["ssh_login_user"](["motd", "opsbook\r"]) == "opsbook"
 
 
 def test_permit_root_login_auto_depends_on_the_login_user():

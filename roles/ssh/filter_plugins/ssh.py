@@ -207,4 +207,4 @@ def ssh_preflight(
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"ssh_preflight": ssh_preflight}
+        return {"ssh_preflight": ssh_preflight, "ssh_login_user": _login_user}
