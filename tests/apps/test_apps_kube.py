@@ -1,11 +1,13 @@
 """playbooks/apps.yml (cluster_security + app_rollout) on the k3s test server: a real
 Kubernetes API, controllers and scheduler, with kwok nodes whose pods follow the image
-markers (`kwok-fails`: the pod fails with exit code 1; `kwok-never-ready`: never Ready).
+markers (`kwok-fails`: the pod fails with exit code 1; `kwok-never-ready`: never Ready;
+`kwok-crashloop`: Ready, then its containers restart every few seconds).
 
 The tests of this module share one namespace and run in file order, like a sequence of deploys
 of one system: v1 is deployed, deployed again (nothing changes), v2 is planned with --check
 (nothing changes), a v2 whose migration fails stops before any Deployment, a v3 whose api never
-becomes ready is rolled back, and a v4 deploys cleanly afterwards (old Jobs cleaned up). Then
+becomes ready is rolled back, a v4 deploys cleanly afterwards (old Jobs cleaned up), and a v5
+whose api pods restart after becoming Ready is rolled back by the soak check. Then
 each node is drained in turn through the eviction API (the real disruption controller and
 scheduler; kwok pods become Ready at once, so this shows the budgets and the spread, not how
 long a real app takes to start).
@@ -18,6 +20,7 @@ restricted namespace next to a privileged pod that is refused.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -71,6 +74,8 @@ def settings(kube_cluster: Any, ns: str, tmp_path_factory: pytest.TempPathFactor
         "app_rollout_rollout_timeout": 60,
         "app_rollout_rollback_timeout": 60,
         "app_rollout_poll_interval": 1,
+        # kwok pods are Ready at once and restart only with the kwok-crashloop marker
+        "app_rollout_soak_seconds": 3,
         "app_rollout_migration_backoff_limit": 0,
         "app_rollout_migration_active_deadline_seconds": 60,
     }
@@ -382,6 +387,35 @@ def test_a_later_release_deploys_and_old_jobs_are_cleaned_up(
     remaining = jobs(kube_cluster, ns)
     assert len(remaining) == 2, remaining
     assert any("v4" in n for n in remaining), remaining
+
+
+def test_pods_that_restart_after_the_rollout_are_caught_by_the_soak_and_rolled_back(
+    kube_cluster: Any, ns: str, settings: dict
+) -> None:
+    """The 2026-04-24 admin incident, on the api: Ready, Available, then restarted by its
+    liveness probe over and over. kwok's kwok-crashloop marker keeps the pod Ready while its
+    restart count climbs; the rollout gate alone would pass it, the soak check does not. (The
+    migration Job runs the same image: the marker leaves Job pods alone.)"""
+    proc = deploy(
+        settings,
+        "v5",
+        "--skip-tags",
+        "cluster-security",
+        app_rollout_release_overrides={"api": "v5-kwok-crashloop"},
+        app_rollout_soak_seconds=30,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "new pods restarted within the 30s soak after the rollout" in out, out[-4000:]
+    assert re.search(
+        r"Deployment api: pod api-[a-z0-9]+-[a-z0-9]+ container api restarted \d+ times?"
+        r" after the rollout \(last termination: reason Error, exitCode 137\)",
+        out,
+    ), out[-4000:]
+    assert "they are available again" in out
+    # api and worker (the same wave) back on v4; web and admin were never touched
+    assert images(kube_cluster, ns) == release_images("v4")
+    assert all(available(kube_cluster, ns).values()), available(kube_cluster, ns)
 
 
 def test_a_budget_that_cannot_be_drained_is_refused_before_anything_is_applied(

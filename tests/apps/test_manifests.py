@@ -207,12 +207,19 @@ def test_availability_redis_and_probes(manifests: list[dict]) -> None:
         if (replicas or 0) > 1 or name == "api":
             assert name in pdbs, f"{name} has several replicas but no PodDisruptionBudget"
             assert pdbs[name]["spec"]["maxUnavailable"] == 1
-    probes = {
-        name: d["spec"]["template"]["spec"]["containers"][0].get("livenessProbe")
-        for name, d in deployments.items()
-    }
-    assert probes["admin"]["httpGet"]["path"] == "/"
-    assert probes["api"]["httpGet"]["path"] == "/api/health/"
+    containers = {n: d["spec"]["template"]["spec"]["containers"][0] for n, d in deployments.items()}
+    for name in ("api", "web", "admin"):
+        c = containers[name]
+        path = "/api/health/" if name == "api" else "/"
+        assert c["startupProbe"]["httpGet"] == {"path": path, "port": "http"}
+        assert c["readinessProbe"]["httpGet"] == {"path": path, "port": "http"}
+        # liveness checks the process (it accepts connections), not what readiness checks
+        assert c["livenessProbe"]["tcpSocket"] == {"port": "http"}
+        assert "httpGet" not in c["livenessProbe"]
+    # the api's first start gets 2 minutes (its schema check), the Next.js apps one
+    api_start = containers["api"]["startupProbe"]
+    assert api_start["periodSeconds"] * api_start["failureThreshold"] == 120
+    assert not {"startupProbe", "readinessProbe", "livenessProbe"} & set(containers["worker"])
     for name in ("api", "worker"):
         env = deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]
         ref = next(e for e in env if e["name"] == "REDIS_PASSWORD")["valueFrom"]["secretKeyRef"]
@@ -515,3 +522,95 @@ def test_the_app_list_needs_requests_limits_and_a_non_root_id() -> None:
     ]
     with pytest.raises(Exception, match="given twice"):
         AR.writable_volumes(["/tmp", "/tmp"])
+
+
+PROBED = {
+    "name": "web",
+    "port": 3000,
+    "resources": {"requests": {"cpu": "50m", "memory": "1Mi"}, "limits": {"memory": "2Mi"}},
+    "run_as_user": 1001,
+    "run_as_group": 1001,
+    "startup_probe": {"httpGet": {"path": "/", "port": "http"}, "failureThreshold": 30},
+    "readiness_probe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
+    "liveness_probe": {"tcpSocket": {"port": "http"}, "periodSeconds": 20},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # the same check with other timings is still a copy
+        (
+            {"liveness_probe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 20}},
+            r"web: liveness_probe checks what readiness_probe checks \(\{\"httpGet\": "
+            r"\{\"path\": \"/\", \"port\": \"http\"\}\}\): a failing dependency",
+        ),
+        ({"startup_probe": None}, "web: liveness_probe needs a startup_probe"),
+        ({"port": None}, "web: startup_probe checks a port, but the app has no port"),
+        (
+            {"readiness_probe": {"httpGet": {"path": "/"}, "exec": {"command": ["true"]}}},
+            "web: readiness_probe needs exactly one of httpGet, tcpSocket, exec, grpc",
+        ),
+    ],
+)
+def test_probes_that_would_restart_healthy_pods_are_refused(change: dict, message: str) -> None:
+    assert AR.check_apps([PROBED]) == ["web"]
+    with pytest.raises(Exception, match=message):
+        AR.check_apps([{**PROBED, **change}])
+
+
+def test_an_app_without_probes_or_with_readiness_only_passes() -> None:
+    bare = {k: v for k, v in PROBED.items() if not k.endswith("_probe")}
+    assert AR.check_apps([{**bare, "port": None}]) == ["web"]
+    assert AR.check_apps([{**bare, "readiness_probe": PROBED["readiness_probe"]}]) == ["web"]
+
+
+def _owned(kind: str, name: str, uid: str, revision: str, **extra: Any) -> dict:
+    return {
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "uid": uid,
+            "annotations": {"deployment.kubernetes.io/revision": revision},
+            **extra,
+        },
+    }
+
+
+def _pod(name: str, app: str, hash_: str, restarts: int, **last: Any) -> dict:
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": app, "pod-template-hash": hash_},
+        },
+        "status": {
+            "containerStatuses": [
+                {"name": app, "restartCount": restarts, "lastState": {"terminated": last}}
+            ]
+        },
+    }
+
+
+def test_the_soak_check_looks_only_at_the_new_pods_of_the_wave() -> None:
+    deployments = [_owned("Deployment", "web", "d1", "3"), _owned("Deployment", "api", "d2", "7")]
+    replicasets = [
+        _owned("ReplicaSet", "web-old", "r1", "2", ownerReferences=[{"uid": "d1"}],
+               labels={"pod-template-hash": "old"}),
+        _owned("ReplicaSet", "web-new", "r2", "3", ownerReferences=[{"uid": "d1"}],
+               labels={"pod-template-hash": "new"}),
+        _owned("ReplicaSet", "api-x", "r3", "3", ownerReferences=[{"uid": "d2"}],
+               labels={"pod-template-hash": "other"}),
+    ]  # fmt: skip
+    hashes = AR.current_pod_hashes(replicasets, deployments, ["web"])
+    assert hashes == {"web": "new"}
+    pods = [
+        _pod("web-new-a", "web", "new", 0),
+        _pod("web-old-a", "web", "old", 5, reason="Error", exitCode=1),  # old: not watched
+        _pod("api-x-a", "api", "other", 9, reason="OOMKilled"),  # not in the wave
+    ]
+    assert AR.soak_restarts(pods, hashes) == []
+    pods.append(_pod("web-new-b", "web", "new", 2, reason="Error", exitCode=137))
+    assert AR.soak_restarts(pods, hashes) == [
+        "Deployment web: pod web-new-b container web restarted 2 times after the rollout "
+        "(last termination: reason Error, exitCode 137)"
+    ]

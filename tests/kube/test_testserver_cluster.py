@@ -174,6 +174,29 @@ def test_never_ready_deployment_hits_its_progress_deadline(
         assert "running" in pod["status"]["containerStatuses"][0]["state"]
 
 
+def test_crashloop_deployment_is_available_while_its_restarts_climb(
+    kube_cluster: TestCluster, kube_namespace
+):
+    ns = kube_namespace
+    manifest = _deployment("loops", "app-kwok-crashloop:1", replicas=1, deadline=30)
+    kube_cluster.kubectl("apply", "-n", ns, "-f", "-", input=manifest)
+    kube_cluster.kubectl(
+        "wait", "-n", ns, "--for=condition=Available", "deployment/loops", "--timeout=60s"
+    )
+    kube_cluster.kubectl(
+        "wait", "-n", ns, "--for=jsonpath={.status.containerStatuses[0].restartCount}=2",
+        "pod", "-l", "app=loops", "--timeout=60s",
+    )  # fmt: skip
+    [pod] = _pods(kube_cluster, ns, "app=loops")
+    status = pod["status"]["containerStatuses"][0]
+    assert status["lastState"]["terminated"]["reason"] == "Error"
+    assert status["lastState"]["terminated"]["exitCode"] == 137
+    assert "running" in status["state"]
+    assert _condition(pod, "Ready")["status"] == "True"  # Ready through it all
+    deploy = kube_cluster.kubectl_json("get", "-n", ns, "deployment/loops")
+    assert _condition(deploy, "Available")["status"] == "True"
+
+
 def test_secrets_are_encrypted_at_rest_in_etcd(kube_cluster: TestCluster, kube_namespace):
     ns = kube_namespace
     plaintext = "opsbook-" + secrets.token_hex(12)

@@ -1,5 +1,6 @@
 """Filters for the app_rollout role: image references, Job names, rollout and Job states, the
-checks of the app list (resources, security settings) and the writable volumes.
+checks of the app list (resources, security settings, probes), the writable volumes and the
+restarts the soak check looks for.
 
 The states are computed here (not with `wait: true`/`wait_condition`) because of known traps in
 kubernetes.core 6.x (bundled with ansible 12):
@@ -245,10 +246,129 @@ def writable_volumes(paths: Any, app: str = "?") -> list[dict[str, str]]:
     return out
 
 
+# The fields of a probe that say when and how often it runs; the rest is what it checks.
+PROBE_TIMING = frozenset(
+    {
+        "initialDelaySeconds",
+        "periodSeconds",
+        "timeoutSeconds",
+        "successThreshold",
+        "failureThreshold",
+        "terminationGracePeriodSeconds",
+    }
+)
+PROBE_HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
+
+
+def _probe_check(probe: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in probe.items() if k not in PROBE_TIMING}
+
+
+def check_probes(app: dict[str, Any]) -> list[str]:
+    """Why an app's probes are refused (empty: they are fine).
+
+    - each probe is a mapping with exactly one handler (httpGet, tcpSocket, exec or grpc);
+    - a probe of an app without a port checks no port;
+    - a liveness probe needs a startup probe: without one, a slow first start (the api's schema
+      check, a cold Next.js cache) is killed by liveness before it is up;
+    - liveness is not a copy of readiness (the same check, whatever the timings): readiness
+      may check dependencies and fail while the process is fine, and on liveness the same
+      failure restarts every pod instead of taking it out of the Service. The 2026-04-24
+      admin incident was a liveness check on a wrong path, restarting the pod every 90 s.
+    """
+    name = str(app.get("name", "?"))
+    errors = []
+    probes = {}
+    for kind in ("startup", "readiness", "liveness"):
+        probe = app.get(f"{kind}_probe")
+        if probe in (None, {}):
+            continue
+        handlers = [h for h in PROBE_HANDLERS if isinstance(probe, dict) and h in probe]
+        if not isinstance(probe, dict) or len(handlers) != 1:
+            errors.append(f"{name}: {kind}_probe needs exactly one of {', '.join(PROBE_HANDLERS)}")
+            continue
+        handler = probe[handlers[0]]
+        if not app.get("port") and isinstance(handler, dict) and "port" in handler:
+            errors.append(f"{name}: {kind}_probe checks a port, but the app has no port")
+        probes[kind] = probe
+    if "liveness" in probes and "startup" not in probes:
+        errors.append(
+            f"{name}: liveness_probe needs a startup_probe (a slow first start would be "
+            "killed by the liveness probe)"
+        )
+    if (
+        "liveness" in probes
+        and "readiness" in probes
+        and _probe_check(probes["liveness"]) == _probe_check(probes["readiness"])
+    ):
+        errors.append(
+            f"{name}: liveness_probe checks what readiness_probe checks "
+            f"({json.dumps(_probe_check(probes['liveness']), sort_keys=True)}): a failing "
+            "dependency or a slow answer would restart every pod instead of taking it out of "
+            "the Service; give liveness a check of the process itself (tcpSocket on its port, "
+            "or a path that checks no dependency)"
+        )
+    return errors
+
+
+def current_pod_hashes(
+    replicasets: list[dict[str, Any]], deployments: list[dict[str, Any]], names: list[str]
+) -> dict[str, str]:
+    """{Deployment name: pod-template-hash of its current revision} for the named Deployments:
+    the hash of the ReplicaSet the Deployment owns with the same deployment.kubernetes.io/revision
+    (how `kubectl rollout status` finds the new ReplicaSet)."""
+    revision_key = "deployment.kubernetes.io/revision"
+    out = {}
+    for d in deployments or []:
+        meta = d.get("metadata") or {}
+        if meta.get("name") not in (names or []):
+            continue
+        revision = (meta.get("annotations") or {}).get(revision_key)
+        for rs in replicasets or []:
+            rs_meta = rs.get("metadata") or {}
+            owners = {o.get("uid") for o in rs_meta.get("ownerReferences") or []}
+            if (
+                meta.get("uid") in owners
+                and revision is not None
+                and (rs_meta.get("annotations") or {}).get(revision_key) == revision
+            ):
+                out[meta["name"]] = (rs_meta.get("labels") or {}).get("pod-template-hash", "")
+    return out
+
+
+def soak_restarts(pods: list[dict[str, Any]], hashes: dict[str, str]) -> list[str]:
+    """One line per container of a new pod (the current revision's, per `hashes`) that has
+    restarted, with its restart count and its last termination's reason and exit code."""
+    lines = []
+    for pod in pods or []:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        app = labels.get("app.kubernetes.io/name")
+        if app not in (hashes or {}) or meta.get("deletionTimestamp"):
+            continue
+        if not hashes[app] or labels.get("pod-template-hash") != hashes[app]:
+            continue
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            count = int(cs.get("restartCount") or 0)
+            if count <= 0:
+                continue
+            last = ((cs.get("lastState") or {}).get("terminated")) or {}
+            ended = ", ".join(
+                f"{key} {last[key]}" for key in ("reason", "exitCode", "message") if key in last
+            )
+            lines.append(
+                f"Deployment {app}: pod {meta.get('name', '?')} container {cs.get('name', '?')} "
+                f"restarted {count} time{'s' if count != 1 else ''} after the rollout (last "
+                f"termination: {ended or 'unknown'})"
+            )
+    return sorted(lines)
+
+
 def check_apps(apps: list[dict[str, Any]]) -> list[str]:
     """The names of the apps, after refusing an app the pods could not run as configured:
     requests (cpu, memory) and a memory limit on every container, a fixed non-root UID and GID,
-    absolute writable paths. CPU limits are optional (they throttle; requests schedule)."""
+    absolute writable paths, probes as check_probes wants them. CPU limits are optional (they
+    throttle; requests schedule)."""
     errors = []
     for app in apps or []:
         name = str(app.get("name", "?"))
@@ -266,6 +386,7 @@ def check_apps(apps: list[dict[str, Any]]) -> list[str]:
             writable_volumes(app.get("writable_paths"), name)
         except AnsibleFilterError as exc:
             errors.append(str(exc).removeprefix("app_rollout: app "))
+        errors += check_probes(app)
     if errors:
         raise AnsibleFilterError("app_rollout: the app list is refused - " + "; ".join(errors))
     return [str(a.get("name")) for a in apps or []]
@@ -284,4 +405,6 @@ class FilterModule:
             "app_rollout_changed_since": changed_since,
             "app_rollout_writable_volumes": writable_volumes,
             "app_rollout_check_apps": check_apps,
+            "app_rollout_current_pod_hashes": current_pod_hashes,
+            "app_rollout_soak_restarts": soak_restarts,
         }

@@ -2,8 +2,8 @@
 // with k3s's labels and annotations, and plays its kubelet with kwok, upstream's
 // Kubernetes-without-kubelet simulator, in this process. There is no kubelet and no
 // container runtime: pods bound to the node move through the lifecycle the stages in
-// kwok-stages.yaml give them (Running, Ready, Jobs Succeeded; the kwok-fails and
-// kwok-never-ready image markers).
+// kwok-stages.yaml give them (Running, Ready, Jobs Succeeded; the kwok-fails,
+// kwok-never-ready and kwok-crashloop image markers).
 package nodes
 
 import (
