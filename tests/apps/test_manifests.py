@@ -275,6 +275,29 @@ def test_a_content_security_policy_is_refused(tls: tuple[str, str], tmp_path: Pa
     assert not list(out.iterdir())
 
 
+def test_a_liveness_probe_that_copies_readiness_is_refused_before_any_deployment(
+    tls: tuple[str, str], tmp_path: Path
+) -> None:
+    """The admin incident's shape: liveness on the path readiness checks (the deploy's
+    preflight runs the same check before the cluster is touched)."""
+    defaults = yaml.safe_load((ROOT / "roles/app_rollout/defaults/main.yml").read_text())
+    apps = [dict(a) for a in defaults["app_rollout_apps"]]
+    admin = next(a for a in apps if a["name"] == "admin")
+    admin["liveness_probe"] = {**admin["readiness_probe"], "periodSeconds": 30}
+    for app in apps:  # the role's own templated default, given as a value here
+        app["repository"] = f"registry.example/honeydue/honeydue-{app['name']}"
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = ansible_playbook(
+        RENDER, {**base_vars(*tls), "render_dir": str(out), "app_rollout_apps": apps},
+        inventory=INVENTORY,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    text = proc.stdout
+    assert "admin: liveness_probe checks what readiness_probe checks" in text, text[-3000:]
+    assert not list(out.glob("deployments-*.yaml"))  # refused before any Deployment
+
+
 # -- filters -----------------------------------------------------------------------------------
 AR = load_filters("app_rollout")
 CS = load_filters("cluster_security")
