@@ -65,6 +65,11 @@ options:
   ipv6:
     description: Make sure ufw manages IPv6 (IPV6=yes in /etc/default/ufw).
     type: bool
+  sysctl_file:
+    description:
+      - The kernel settings file ufw loads at each start (IPT_SYSCTL in /etc/default/ufw);
+        an empty string for none. Null leaves the line as it is.
+    type: str
   keep_open:
     description:
       - TCP ports (the SSH connection's) that must stay allowed. When ufw is or will be
@@ -96,6 +101,10 @@ options:
 """
 
 RETURN = r"""
+defaults_file:
+  description: The /etc/default/ufw lines set (key to value), or would be in check mode.
+  type: dict
+  returned: always
 added:
   description: Rules added (or adopted), as ufw arguments.
   type: list
@@ -638,6 +647,7 @@ def main():  # pragma: no cover - exercised through ansible in molecule and the 
             "state": {"type": "dict"},
             "ufw_dir": {"type": "path", "default": "/etc/ufw"},
             "default_file": {"type": "path", "default": "/etc/default/ufw"},
+            "sysctl_file": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -646,6 +656,10 @@ def main():  # pragma: no cover - exercised through ansible in molecule and the 
     current, file_defaults, enabled = ufw.read()
     ipv6_on = file_defaults.get("IPV6", "yes") == "yes"
     fix_ipv6 = bool(p["ipv6"]) and not ipv6_on
+    # /etc/default/ufw lines to set (ufw reads them at its start and reload).
+    default_edits = {"IPV6": "yes"} if fix_ipv6 else {}
+    if p["sysctl_file"] is not None and file_defaults.get("IPT_SYSCTL", "") != p["sysctl_file"]:
+        default_edits["IPT_SYSCTL"] = p["sysctl_file"]
     result = {"changed": False, "added": [], "deleted": [], "commands": [], "would_change": False}
     try:
         wanted = wanted_rules(p["rules"], p["owners"], ipv6=ipv6_on or bool(p["ipv6"]))
@@ -672,13 +686,14 @@ def main():  # pragma: no cover - exercised through ansible in molecule and the 
         + ([["--force", "enable"]] if enable else [])
         + [r.ufw_args(delete=True) for r in to_delete]
     )
-    would_change = bool(commands or fix_ipv6 or state_changed)
+    would_change = bool(commands or default_edits or state_changed)
     result.update(
         added=[" ".join(r.ufw_args()) for r in to_add],
         deleted=[" ".join(r.ufw_args(delete=True)) for r in to_delete],
         satisfied_by_others=[r.describe() for r in foreign],
         legacy_partial=[" ".join(r.ufw_args()) for r in legacy_partial(current, p["legacy"])],
         commands=[" ".join(["ufw", *c]) for c in commands],
+        defaults_file=default_edits,
         would_change=would_change,
         plan_ok=True,
         changed=would_change,
@@ -696,10 +711,14 @@ def main():  # pragma: no cover - exercised through ansible in molecule and the 
         }
     if module.check_mode or not would_change:
         module.exit_json(**result)
-    if fix_ipv6:
+    if default_edits:
         with open(p["default_file"], encoding="utf-8") as handle:
             text = handle.read()
-        text = re.sub(r"(?m)^IPV6=.*$", "IPV6=yes", text)
+        for key, value in default_edits.items():
+            line = f"{key}={value}"
+            text, found = re.subn(rf"(?m)^{key}=.*$", lambda _m, line=line: line, text)
+            if not found:
+                text = text.rstrip("\n") + f"\n{line}\n"
         module.atomic_move(_tmp_with(text, p["default_file"]), p["default_file"])
         if enabled:
             ufw.run(["reload"])
