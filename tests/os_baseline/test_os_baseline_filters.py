@@ -83,3 +83,19 @@ def test_login_defs_and_aging() -> None:
     shadow = "alice:1:365:7\nbob:0:99999:7\n"
     assert F.aging_to_fix(shadow, 1, 365, 7) == ["bob"]
     assert F.aging_to_fix("", 1, 365, 7) == []
+
+
+DAEMONS = yaml.safe_load((ROOT / "roles/os_baseline/vars/main.yml").read_text())[
+    "__os_baseline_time_daemons"
+]
+
+
+def test_an_installed_time_daemon_is_not_swapped_for_another() -> None:
+    conflicts = F.time_daemon_conflicts
+    chrony = {"chrony": True, "systemd-timesyncd": False, "libpam-tmpdir": True}
+    assert conflicts(chrony, "systemd-timesyncd", DAEMONS) == ["chrony"]  # refused
+    assert conflicts(chrony, "chrony", DAEMONS) == []
+    # the distribution's default may give way to chrony
+    assert conflicts({"systemd-timesyncd": True}, "chrony", DAEMONS) == []
+    assert conflicts({"ntp": True}, "chrony", DAEMONS) == ["ntp"]
+    assert conflicts({}, "systemd-timesyncd", DAEMONS) == []

@@ -75,6 +75,16 @@ def aging_to_fix(stdout: str, min_days: int, max_days: int, warn: int) -> list[s
     return sorted(users)
 
 
+def time_daemon_conflicts(packages: dict[str, bool], chosen: str, daemons: list[str]) -> list[str]:
+    """The installed time daemons that installing `chosen` would remove (Debian's conflict with
+    each other). systemd-timesyncd, the distribution's default, may give way; none when
+    `chosen` is already installed."""
+    installed = sorted(name for name, present in (packages or {}).items() if present)
+    if chosen in installed:
+        return []
+    return [n for n in installed if n in daemons and n not in (chosen, "systemd-timesyncd")]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -82,4 +92,5 @@ class FilterModule:
             "os_baseline_sysctl_plan": sysctl_plan,
             "os_baseline_login_defs": login_defs,
             "os_baseline_aging_to_fix": aging_to_fix,
+            "os_baseline_time_daemon_conflicts": time_daemon_conflicts,
         }
