@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # Debian packages the lab and the tests need on the controller.
 # systemd: `systemd-analyze verify` checks the units `opsbook schedule` installs (tests/firewall)
-APT_PACKAGES := podman runc debootstrap uidmap iptables openssh-client ssh-audit time \
+APT_PACKAGES := podman runc debootstrap uidmap iptables openssh-client time \
 	git make curl ca-certificates postgresql rclone systemd
 
 .PHONY: help deps venv images kube gocheck lab lab-down lint docs pytest molecule test bench lock \

@@ -4,8 +4,9 @@ Node sshf (Debian 12, UFW and fail2ban active) gets the port move with the new p
 between the controller and the node, then unblocked, then a second run, then the move back.
 That sequence runs in a background thread from the start of the module (MOVE below) and each
 step records what it observed; the sshf tests assert on those records. Meanwhile node sshb
-(Debian 13, no UFW) gets check mode, a bad sshd option, a setting that breaks login and
-settings that would lock the login user out, one test at a time in file order.
+(Debian 13, no UFW) gets check mode, a bad sshd option, a setting that breaks login, a
+post-quantum profile the client cannot speak and settings that would lock the login user out,
+one test at a time in file order.
 """
 
 from __future__ import annotations
@@ -79,6 +80,25 @@ def test_a_setting_that_breaks_login_is_rolled_back(lab: labmod.Lab) -> None:
     assert run.rc != 0
     assert "could not listen on 22 and 2222" in run.out, run.out[-4000:]
     assert "Permission denied" in run.out
+    assert (
+        "The previous sshd configuration is back in place and sshd was restarted on it" in run.out
+    )
+    assert root(lab, "sshb", 22, OPSBOOK_FILES).strip() == ""
+    assert sshd_ports(lab, "sshb", 22) == {22}
+    assert ssh(lab, "sshb", 22, "echo back").stdout.strip() == "back"
+
+
+def test_a_post_quantum_profile_the_client_cannot_speak_is_rolled_back(lab: labmod.Lab) -> None:
+    """An operator client too old for the post-quantum key exchanges (here: limited to
+    curve25519): sshd -t accepts the profile, the fresh login after the restart cannot
+    negotiate, and the previous configuration comes back."""
+    extra = {
+        "ssh_crypto_profile": "post-quantum",
+        "ansible_ssh_extra_args": "-o KexAlgorithms=curve25519-sha256",
+    }
+    run = playbook(lab, "sshb", "-e", json.dumps(extra))
+    assert run.rc != 0
+    assert "no matching key exchange method found" in run.out, run.out[-4000:]
     assert (
         "The previous sshd configuration is back in place and sshd was restarted on it" in run.out
     )
