@@ -265,3 +265,13 @@ def test_write_state_ignores_the_timestamp(ufwmod, tmp_path):
     path.write_text('{"digest": "d1", "etag": "e", "applied_at": "2026-01-01T00:00:00+00:00"}')
     assert ufwmod.write_state(str(path), state)[0] is False
     assert ufwmod.write_state(str(path), {"digest": "d2", "etag": "e"})[0] is True
+
+
+def test_set_defaults_replaces_or_appends_only_the_given_keys(ufwmod):
+    comment = "# IPT_SYSCTL=/etc/ufw/sysctl.conf in a comment\n"
+    text = f'IPV6=no\n{comment}IPT_SYSCTL=/etc/ufw/sysctl.conf\nX="1"\n'
+    out = ufwmod.set_defaults(text, {"IPV6": "yes", "IPT_SYSCTL": ""})
+    assert out == f'IPV6=yes\n{comment}IPT_SYSCTL=\nX="1"\n'
+    assert ufwmod.read_defaults(out)["IPT_SYSCTL"] == ""
+    # a key the file lacks is appended
+    assert ufwmod.set_defaults("IPV6=yes", {"IPT_SYSCTL": ""}) == "IPV6=yes\nIPT_SYSCTL=\n"

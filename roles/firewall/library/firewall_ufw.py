@@ -541,6 +541,17 @@ def read_defaults(text):
     return values
 
 
+def set_defaults(text, edits):
+    """/etc/default/ufw text with each KEY=value of `edits` set: the KEY= line replaced where
+    there is one, appended where there is none; every other line as it was."""
+    for key, value in edits.items():
+        line = f"{key}={value}"
+        text, found = re.subn(rf"(?m)^{re.escape(key)}=.*$", lambda _m, line=line: line, text)
+        if not found:
+            text = text.rstrip("\n") + f"\n{line}\n"
+    return text
+
+
 def policy_changes(file_values, wanted):
     changes = []
     for direction, key in POLICY_KEYS.items():
@@ -713,12 +724,7 @@ def main():  # pragma: no cover - exercised through ansible in molecule and the 
         module.exit_json(**result)
     if default_edits:
         with open(p["default_file"], encoding="utf-8") as handle:
-            text = handle.read()
-        for key, value in default_edits.items():
-            line = f"{key}={value}"
-            text, found = re.subn(rf"(?m)^{key}=.*$", lambda _m, line=line: line, text)
-            if not found:
-                text = text.rstrip("\n") + f"\n{line}\n"
+            text = set_defaults(handle.read(), default_edits)
         module.atomic_move(_tmp_with(text, p["default_file"]), p["default_file"])
         if enabled:
             ufw.run(["reload"])
