@@ -50,9 +50,11 @@ $(STAMPS)/deps: | $(STAMPS)
 venv: $(STAMPS)/venv
 $(STAMPS)/venv: pyproject.toml requirements/lock.txt | $(STAMPS)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@# uv (pinned in the lock) installs the pinned set: seconds, where pip took about 50 s
+	@# uv (pinned in the lock) installs the pinned set: seconds, where pip took about 50 s. It
+	@# compiles the bytecode as pip does: the tests run with PYTHONDONTWRITEBYTECODE, so without
+	@# it every ansible, molecule and pytest process would compile its imports again.
 	@$(BIN)/pip install -q --disable-pip-version-check -c requirements/lock.txt uv
-	@$(BIN)/uv pip install -q --python $(BIN)/python -c requirements/lock.txt -e '.[dev]'
+	@$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c requirements/lock.txt -e '.[dev]'
 	@touch $@
 
 collections: venv

@@ -357,6 +357,24 @@ def test_wireguard_native_fails_at_start_on_a_kernel_without_wireguard(server: S
     )
 
 
+def test_protect_kernel_defaults_fails_at_start_on_other_kernel_values(server: Server):
+    # The kubelet's check (k3s passes the flag on); this machine's values are read, not set.
+    wanted = {"vm/overcommit_memory": 1, "vm/panic_on_oom": 0, "kernel/panic": 10,
+              "kernel/panic_on_oops": 1, "kernel/keys/root_maxkeys": 1000000,
+              "kernel/keys/root_maxbytes": 25000000}  # fmt: skip
+    actual = {k: int(Path("/proc/sys", k).read_text()) for k in wanted}
+    wrong = sorted(k for k in wanted if actual[k] != wanted[k])
+    if not wrong:
+        pytest.fail("this kernel has the kubelet's values: the test expects other ones")
+    server.start("--cluster-init", "--protect-kernel-defaults", token="t0k3n")
+    line = fatal_line(server.wait_exit())
+    assert line.startswith("Error: kubelet exited: failed to run Kubelet: [invalid kernel flag: ")
+    for k in wrong:
+        flag = f"invalid kernel flag: {k}, expected value: {wanted[k]}"
+        assert f"{flag}, actual value: {actual[k]}" in line
+    assert line.count("invalid kernel flag") == len(wrong)
+
+
 def test_bad_flannel_backend_and_restore_path_without_reset_are_refused(server: Server):
     server.start("--cluster-init", "--flannel-backend=ipsec", token="t0k3n")
     assert fatal_line(server.wait_exit()) == "Error: invalid flannel backend: ipsec"

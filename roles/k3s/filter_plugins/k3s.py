@@ -92,6 +92,7 @@ def k3s_needing_apply(hosts: list[str], hostvars: Any) -> list[str]:
         "k3s__write_unit",
         "k3s__write_binary",
         "k3s__write_token",
+        "k3s__write_policies",
     )
     return [h for h in hosts if any(_bool(hostvars[h].get(f)) for f in flags)]
 

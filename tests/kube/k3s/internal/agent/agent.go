@@ -25,6 +25,7 @@ import (
 
 	"opsbook/tests/kube/k3s/internal/client"
 	"opsbook/tests/kube/k3s/internal/datadir"
+	"opsbook/tests/kube/k3s/internal/kubelet"
 	"opsbook/tests/kube/k3s/internal/nodes"
 	"opsbook/tests/kube/k3s/internal/pki"
 	"opsbook/tests/kube/k3s/internal/version"
@@ -34,6 +35,7 @@ import (
 type Config struct {
 	ServerURL, Token, DataDir, NodeName, NodeIP string
 	Args, Labels, Taints                        []string
+	ProtectKernelDefaults                       bool
 }
 
 // passwordPath is /etc/rancher/node/password (k3s: pkg/agent/config); the test server keeps
@@ -63,6 +65,11 @@ func Run(ctx context.Context, c Config, ready func()) error {
 	logrus.Warn(version.Marker)
 	if version.Broken() {
 		return errors.New("this build of the opsbook k3s test server is made to fail at start (for upgrade tests)")
+	}
+	if c.ProtectKernelDefaults {
+		if err := kubelet.CheckKernelDefaults("/proc/sys"); err != nil {
+			return err
+		}
 	}
 	if c.ServerURL == "" || c.Token == "" {
 		return errors.New("--server and --token are required")

@@ -44,5 +44,6 @@ func Agent(args []string) error {
 	return agent.Run(ctx, agent.Config{
 		ServerURL: set.String("server"), Token: tok, DataDir: set.String("data-dir"), NodeName: strings.ToLower(name),
 		NodeIP: ips[0], Args: append([]string{"agent"}, args...), Labels: set.Strings("node-label", false), Taints: set.Strings("node-taint", false),
+		ProtectKernelDefaults: set.Bool("protect-kernel-defaults"),
 	}, NotifyReady)
 }

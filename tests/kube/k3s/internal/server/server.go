@@ -28,6 +28,7 @@ import (
 	"opsbook/tests/kube/k3s/internal/control"
 	"opsbook/tests/kube/k3s/internal/datadir"
 	"opsbook/tests/kube/k3s/internal/etcd"
+	"opsbook/tests/kube/k3s/internal/kubelet"
 	"opsbook/tests/kube/k3s/internal/pki"
 	"opsbook/tests/kube/k3s/internal/secretsencrypt"
 	"opsbook/tests/kube/k3s/internal/supervisor"
@@ -78,6 +79,12 @@ func Run(sig context.Context, cfg *config.Server, ready func()) error {
 	}
 	if cfg.ClusterReset {
 		return s.reset(ctx)
+	}
+	// a server is an agent too: its kubelet's check (a cluster reset starts no kubelet)
+	if cfg.ProtectKernelDefaults {
+		if err := kubelet.CheckKernelDefaults("/proc/sys"); err != nil {
+			return err
+		}
 	}
 	if err := s.resolveToken(); err != nil {
 		return err
