@@ -106,11 +106,10 @@ molecule: deps venv images kube
 	@printf '%s\n' $(MOLECULE_SCENARIOS) | xargs -d '\n' -P $(MOLECULE_JOBS) -n 1 tests/test-part \
 		| tee -a $(TIMES)
 
-# `make test` lints beside the image and Go steps, then runs pytest in two parts and every molecule scenario, TEST_JOBS parts at a time,
-# longest first (a free slot takes the next part): the k3s role's lab module (one cluster's
-# life, about 13 minutes) apart from the rest of pytest. The lab tests wait on the nodes about
-# half of the time, so two parts side by side take little longer than one. Every part runs to
-# the end; the run fails if any does.
+# `make test` lints beside the image and Go steps, then runs pytest in two parts and every
+# molecule scenario, TEST_JOBS parts at a time, longest first (a free slot takes the next
+# part): the k3s role's lab module (one cluster's life, about 13 minutes) apart from the rest
+# of pytest. Every part runs to the end; the run fails if any does.
 PYTEST_APART := tests/k3s/test_k3s_role_lab.py
 TEST_PARTS := "pytest main --ignore=$(PYTEST_APART)" "pytest k3s-role-lab $(PYTEST_APART)" \
 	$(MOLECULE_SCENARIOS)
