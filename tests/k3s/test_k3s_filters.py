@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
@@ -84,43 +83,3 @@ def test_upgrade_problem(installed, wanted, problem):
 def test_a_version_that_is_not_a_k3s_release_is_refused():
     with pytest.raises(ValueError, match="not a k3s release version"):
         f.k3s_version_key("1.36.4")
-
-
-def test_stale_files_are_the_ones_to_write_or_remove():
-    same = hashlib.sha1(b"kind: A\n").hexdigest()
-    files = [
-        {"path": "/a", "text": "kind: A\n", "wanted": True},  # as wanted
-        {"path": "/b", "text": "kind: B\n", "wanted": True},  # other content
-        {"path": "/c", "text": "kind: C\n", "wanted": True},  # missing
-        {"path": "/d", "text": "", "wanted": False},  # turned off, still there
-        {"path": "/e", "text": "", "wanted": "False"},  # turned off, gone
-    ]
-    probe = {
-        "/a": {"exists": True, "checksum": same},
-        "/b": {"exists": True, "checksum": same},
-        "/c": {"exists": False},
-        "/d": {"exists": True, "checksum": same},
-        "/e": {"exists": False},
-    }
-    assert f.k3s_stale_files(files, probe) == ["/b", "/c", "/d"]
-
-
-def test_kernel_wrong_names_each_value_the_kubelet_would_refuse():
-    wanted = {"vm.overcommit_memory": 1, "kernel.panic": 10, "kernel.keys.root_maxkeys": 1000000}
-    out = "vm.overcommit_memory = 1\nkernel.panic = 0\n"
-    wrong = ["kernel.panic=0", "kernel.keys.root_maxkeys=unreadable"]
-    assert f.k3s_kernel_wrong(wanted, out) == wrong
-    assert f.k3s_kernel_wrong({"kernel.panic": 10}, "kernel.panic = 10\n") == []
-
-
-def test_mode_drift_is_another_mode_owner_or_group_of_an_existing_file():
-    probe = {
-        "/a": {"exists": True, "mode": "0600", "owner": "root", "group": "root"},
-        "/b": {"exists": True, "mode": "0644", "owner": "root", "group": "root"},
-        "/c": {"exists": True, "mode": "0600", "owner": "debian", "group": "root"},
-        "/d": {"exists": False},
-    }
-    modes = {"/a": "0600", "/b": "0600", "/c": "0600", "/d": "0600"}
-    assert f.k3s_mode_drift(probe, modes) == ["/b", "/c"]
-    # a needing-apply host: mode drift alone is enough
-    assert f.k3s_needing_apply(["n1", "n2"], {"n1": {"k3s__fix_modes": True}, "n2": {}}) == ["n1"]

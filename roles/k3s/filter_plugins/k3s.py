@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from typing import Any
@@ -85,46 +84,6 @@ def k3s_changed_keys(keys: list[str], current: dict[str, Any], wanted: dict[str,
     return [k for k in keys if norm(current.get(k)) != norm(wanted.get(k))]
 
 
-def k3s_stale_files(files: list[dict[str, Any]], probe: dict[str, Any]) -> list[str]:
-    """The paths among `files` ({path, text, wanted}) that a run must write or remove: a wanted
-    file whose content differs from `text` (the sha1 the node probe read), or an unwanted one
-    that exists."""
-    out = []
-    for item in files:
-        have = probe.get(item["path"]) or {}
-        if _bool(item["wanted"]):
-            if have.get("checksum", "") != hashlib.sha1(str(item["text"]).encode()).hexdigest():
-                out.append(item["path"])
-        elif _bool(have.get("exists", False)):
-            out.append(item["path"])
-    return out
-
-
-def k3s_mode_drift(probe: dict[str, Any], modes: dict[str, str]) -> list[str]:
-    """The paths of `modes` (path -> wanted mode, owner and group root) that exist with another
-    mode, owner or group: a hand chmod or chown the next run puts back."""
-    out = []
-    for path, mode in modes.items():
-        have = probe.get(path) or {}
-        if _bool(have.get("exists", False)) and (
-            have.get("mode") != mode or have.get("owner") != "root" or have.get("group") != "root"
-        ):
-            out.append(path)
-    return out
-
-
-def k3s_kernel_wrong(wanted: dict[str, Any], sysctl_out: str) -> list[str]:
-    """`key=actual` for each of the kubelet's protect-kernel-defaults values (`wanted`) that the
-    node's `sysctl -e` output ("key = value" lines) does not hold; `unreadable` for a key it
-    left out."""
-    actual = dict(line.split(" = ", 1) for line in sysctl_out.splitlines() if " = " in line)
-    return [
-        f"{key}={actual.get(key, 'unreadable')}"
-        for key, value in wanted.items()
-        if actual.get(key) != str(value)
-    ]
-
-
 def k3s_needing_apply(hosts: list[str], hostvars: Any) -> list[str]:
     """The hosts whose plan writes a file or restarts k3s, in the given order."""
     flags = (
@@ -134,7 +93,6 @@ def k3s_needing_apply(hosts: list[str], hostvars: Any) -> list[str]:
         "k3s__write_binary",
         "k3s__write_token",
         "k3s__write_policies",
-        "k3s__fix_modes",
     )
     return [h for h in hosts if any(_bool(hostvars[h].get(f)) for f in flags)]
 
@@ -185,9 +143,6 @@ class FilterModule:
             "k3s_version_key": k3s_version_key,
             "k3s_upgrade_problem": k3s_upgrade_problem,
             "k3s_changed_keys": k3s_changed_keys,
-            "k3s_stale_files": k3s_stale_files,
-            "k3s_kernel_wrong": k3s_kernel_wrong,
-            "k3s_mode_drift": k3s_mode_drift,
             "k3s_needing_apply": k3s_needing_apply,
             "k3s_node_health_problem": k3s_node_health_problem,
             "k3s_not_voting": k3s_not_voting,
