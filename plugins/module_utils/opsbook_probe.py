@@ -137,11 +137,33 @@ def unit_states(units, which):
     return states
 
 
-def probe(which, packages=(), paths=(), files=(), units=(), commands=None):
-    """The answer of node_probe: packages, missing_packages, paths, files, units, commands.
-    `which` finds programs (AnsibleModule.get_bin_path)."""
+# The clock check of every role (os_baseline's time sync, k3s's preflight): systemd's
+# NTPSynchronized, which timesyncd, chrony and ntpd all set (the kernel's sync state), and
+# whether this is a container, whose clock is the host's.
+CLOCK_COMMANDS = {
+    "container": ["systemd-detect-virt", "--container"],
+    "synchronized": ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+}
+
+
+def clock_state(which):
+    """{container, synchronized, detail}: synchronized is True or False, or None when
+    timedatectl could not answer (detail says why)."""
+    out = run_commands(CLOCK_COMMANDS, which)
+    virt, sync = out["container"], out["synchronized"]
+    container = virt["rc"] == 0 and virt["stdout"].strip() not in ("", "none")
+    value = sync["stdout"].strip()
+    synchronized = {"yes": True, "no": False}.get(value) if sync["rc"] == 0 else None
+    detail = "" if synchronized is not None else (sync.get("msg") or sync["stderr"].strip())
+    return {"container": container, "synchronized": synchronized, "detail": detail}
+
+
+def probe(which, packages=(), paths=(), files=(), units=(), commands=None, clock=False):
+    """The answer of node_probe: packages, missing_packages, paths, files, units, commands,
+    and with `clock` the clock state. `which` finds programs (AnsibleModule.get_bin_path)."""
     states = package_states(list(packages), which)
     return {
+        "clock": clock_state(which) if clock else {},
         "packages": states,
         "missing_packages": [name for name in packages if not states.get(name)],
         "paths": {path: os.path.lexists(path) for path in paths},

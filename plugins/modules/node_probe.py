@@ -55,6 +55,12 @@ options:
         installed gives C(rc) 127 and a C(msg).
     type: dict
     default: {}
+  clock:
+    description:
+      - Read the clock's state too (systemd's NTPSynchronized, and whether this is a
+        container, whose clock is the host's). The one time-sync check of the roles.
+    type: bool
+    default: false
 """
 
 RETURN = r"""
@@ -90,6 +96,12 @@ commands:
   description: Per command, C(rc), C(stdout), C(stderr) and, when it could not run, C(msg).
   type: dict
   returned: always
+clock:
+  description:
+    - With I(clock), C(container) (bool), C(synchronized) (true, false, or null when
+      timedatectl could not answer) and C(detail) (why not); else empty.
+  type: dict
+  returned: always
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -105,6 +117,7 @@ def main():  # pragma: no cover - exercised through ansible (molecule and the la
             "files": {"type": "list", "elements": "path", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
             "commands": {"type": "dict", "default": {}},
+            "clock": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -116,6 +129,7 @@ def main():  # pragma: no cover - exercised through ansible (molecule and the la
         files=p["files"],
         units=p["units"],
         commands=p["commands"],
+        clock=p["clock"],
     )
     module.exit_json(changed=False, run_id=p["run_id"], **answer)
 

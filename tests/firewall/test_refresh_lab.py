@@ -89,14 +89,11 @@ def test_rules_follow_the_list_exactly(lab, cf_server, lock_file):
         assert recorded["etag"] == "etag-1"
         assert recorded["origin"].startswith("http://127.0.0.1")
 
-    # unchanged list: no ufw command, changed=0, fast, files byte-for-byte the same
-    # (timed twice, the faster counts: the test machine is shared and its load swings)
-    noops = [refresh(lab, cf_server, lock_file) for _ in range(2)]
-    for noop in noops:
-        assert noop.returncode == 0, noop.stdout[-3000:]
-        assert set(changed(noop).values()) == {0}
-    fastest = min(noop.seconds for noop in noops)
-    assert fastest < 10, f"no-op refresh of 3 nodes took {fastest:.1f}s"
+    # unchanged list: no ufw command, changed=0, files byte-for-byte the same (its time is
+    # measured by `make bench` (refresh_noop_3), not asserted here: the test machine's load swings)
+    noop = refresh(lab, cf_server, lock_file)
+    assert noop.returncode == 0, noop.stdout[-3000:]
+    assert set(changed(noop).values()) == {0}
     assert lab_states(lab) == base
 
     # add a range: exactly one rule more on every node, nothing else touched

@@ -83,3 +83,48 @@ def test_upgrade_problem(installed, wanted, problem):
 def test_a_version_that_is_not_a_k3s_release_is_refused():
     with pytest.raises(ValueError, match="not a k3s release version"):
         f.k3s_version_key("1.36.4")
+
+
+ROLE_ARGS = {
+    "kube-apiserver-arg": ["audit-log-maxage=30", "service-account-extend-token-expiration=false"],
+    "kube-controller-manager-arg": ["terminated-pod-gc-threshold=100"],
+    "kubelet-arg": [],
+}
+
+
+def test_the_role_args_go_first_and_the_inventory_entries_after():
+    config = {
+        "kube-apiserver-arg": ["v=2"],
+        "kube-controller-manager-arg": "bind-address=127.0.0.1",
+    }
+    merged = f.k3s_merge_args(config, ROLE_ARGS)
+    assert merged["kube-apiserver-arg"] == [
+        "audit-log-maxage=30",
+        "service-account-extend-token-expiration=false",
+        "v=2",
+    ]
+    assert merged["kube-controller-manager-arg"] == [
+        "terminated-pod-gc-threshold=100",
+        "bind-address=127.0.0.1",
+    ]
+    assert "kubelet-arg" not in merged
+    assert config["kube-apiserver-arg"] == ["v=2"]
+
+
+def test_an_empty_role_list_leaves_the_inventory_entries_alone():
+    assert f.k3s_merge_args({"kubelet-arg": ["max-pods=50"]}, ROLE_ARGS)["kubelet-arg"] == [
+        "max-pods=50"
+    ]
+
+
+def test_inventory_entries_for_the_role_flags_are_named_with_or_without_dashes():
+    config = {
+        "kube-apiserver-arg": ["--audit-log-maxage=7", "v=2"],
+        "kube-controller-manager-arg": ["terminated-pod-gc-threshold=10"],
+        "kubelet-arg": ["terminated-pod-gc-threshold=10"],
+    }
+    assert f.k3s_owned_args(config, ROLE_ARGS) == [
+        "kube-apiserver-arg audit-log-maxage",
+        "kube-controller-manager-arg terminated-pod-gc-threshold",
+    ]
+    assert f.k3s_owned_args({"kube-apiserver-arg": "v=2"}, ROLE_ARGS) == []

@@ -535,6 +535,32 @@ def in_turn(before: dict[str, int], after: dict[str, int], order: tuple[str, ...
     assert sorted(order, key=after.__getitem__) == list(order), after
 
 
+NETPOL_FILE = "/var/lib/rancher/k3s/server/manifests/opsbook-kube-system-netpol.yaml"
+
+
+def test_the_kube_system_network_policies_are_deleted_when_turned_off(cluster: Cluster):
+    # k3s leaves a removed manifest's objects in place (the test server's deploy controller
+    # does the same), so the role deletes them through the API; no node restarts for it.
+    c = cluster
+
+    def policies() -> list[str]:
+        return c.ssh(
+            "node1", "k3s kubectl get networkpolicy -n kube-system -o name 2>/dev/null"
+        ).split()
+
+    wait("the guide's five kube-system NetworkPolicies", lambda: len(policies()) == 5, timeout=60)
+    before = {n: c.started_at(n) for n in ALL}
+    rc, out = c.play({"k3s_kube_system_network_policies": False})
+    assert rc == 0, failures(out)
+    assert policies() == []
+    addon = "addon -n kube-system opsbook-kube-system-netpol --ignore-not-found -o name"
+    assert c.ssh("node1", f"k3s kubectl get {addon} 2>/dev/null").strip() == ""
+    for node in NODES:
+        assert c.ssh(node, f"ls {NETPOL_FILE} 2>/dev/null; true").strip() == "", node
+    assert {n: c.started_at(n) for n in ALL} == before
+    # The next test's run turns them on again (the default): the file is written back.
+
+
 def test_the_token_rotates_and_every_node_restarts_in_turn_with_it(cluster: Cluster):
     c = cluster
     before = {n: c.started_at(n) for n in ALL}

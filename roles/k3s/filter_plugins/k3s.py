@@ -134,6 +134,42 @@ def k3s_not_voting(nodes: dict[str, Any]) -> list[str]:
     )
 
 
+def _arg_list(value: Any) -> list[str]:
+    """A config.yaml list flag's entries: k3s accepts one string or a list (k3s:
+    pkg/configfilearg/parser.go)."""
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _arg_name(entry: str) -> str:
+    """The flag of a "flag=value" entry of kube-apiserver-arg and the like, without dashes."""
+    return entry.split("=", 1)[0].strip().lstrip("-")
+
+
+def k3s_merge_args(config: dict[str, Any], role_args: dict[str, list[str]]) -> dict[str, Any]:
+    """config.yaml with the role's entries first in each *-arg key and the inventory's after.
+    k3s passes a second entry for the same flag on to the component as well (k3s:
+    pkg/util/args.go GetArgs), so which one counts would depend on the component's flag
+    parsing; the role refuses inventory entries for its own flags instead (k3s_owned_args)."""
+    merged = dict(config)
+    for key, entries in role_args.items():
+        if entries:
+            merged[key] = list(entries) + _arg_list(config.get(key))
+    return merged
+
+
+def k3s_owned_args(config: dict[str, Any], role_args: dict[str, list[str]]) -> list[str]:
+    """The inventory's *-arg entries for flags the role sets, as "key flag"."""
+    owned = []
+    for key, entries in role_args.items():
+        names = {_arg_name(e) for e in entries}
+        owned += [
+            f"{key} {_arg_name(e)}" for e in _arg_list(config.get(key)) if _arg_name(e) in names
+        ]
+    return owned
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -146,4 +182,6 @@ class FilterModule:
             "k3s_needing_apply": k3s_needing_apply,
             "k3s_node_health_problem": k3s_node_health_problem,
             "k3s_not_voting": k3s_not_voting,
+            "k3s_merge_args": k3s_merge_args,
+            "k3s_owned_args": k3s_owned_args,
         }
