@@ -248,7 +248,7 @@ def test_refusals_change_nothing_on_fresh_nodes(cluster: Cluster):
 
     rc, out = c.play({"k3s_cluster_config": {"kube-apiserver-arg": ["audit-log-maxage=5", "v=2"]}})
     assert rc != 0
-    assert "kube-apiserver-arg ['audit-log-maxage'] are set by the role" in messages(out)
+    assert "kube-apiserver-arg audit-log-maxage are set by the role" in messages(out)
 
     # protect-kernel-defaults: the lab nodes have the host's kernel values (a container cannot
     # set its own), which are not the kubelet's, so the preflight refuses and names them.
@@ -315,7 +315,10 @@ def test_an_older_release_installs_from_its_url_without_encryption(cluster: Clus
     assert config["cluster-cidr"] == "10.42.0.0/16"
     assert config["node-ip"] == c.lab.node("node1").ip
     agent = yaml.safe_load(c.ssh(AGENT, "cat /etc/rancher/k3s/config.yaml"))
-    assert sorted(agent) == ["node-ip", "node-name", "server", "token-file"]
+    assert sorted(agent) == ["kubelet-arg", "node-ip", "node-name", "server", "token-file"]
+    # the hardening guide's kubelet flags reach agents too (no kube-apiserver-arg there)
+    assert agent["kubelet-arg"][0] == "streaming-connection-idle-timeout=5m"
+    assert agent["kubelet-arg"][1].startswith("tls-cipher-suites=TLS_ECDHE_")
     assert oct(c.kubeconfig.stat().st_mode & 0o777) == "0o600"
     # An old scheduled snapshot the retention (1) prunes (checked after the key rotation).
     c.ssh("node1", f"touch {SNAPSHOTS}/etcd-snapshot-node1-100")
