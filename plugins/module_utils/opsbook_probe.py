@@ -117,8 +117,8 @@ def package_states(names, which):
 
 
 def unit_states(units, which):
-    """Per systemd unit, enabled (unit file state) and active; one query per unit keeps each
-    answer tied to its unit."""
+    """Per systemd unit, enabled and masked (unit file state) and active; one query per unit
+    keeps each answer tied to its unit."""
     systemctl = which("systemctl")
     procs = {
         unit: start([systemctl, "show", "--property=UnitFileState,ActiveState", "--", unit])
@@ -132,6 +132,7 @@ def unit_states(units, which):
         props = dict(line.partition("=")[::2] for line in out.splitlines()) if rc == 0 else {}
         states[unit] = {
             "enabled": props.get("UnitFileState") == "enabled",
+            "masked": props.get("UnitFileState") == "masked",
             "active": props.get("ActiveState") == "active",
         }
     return states

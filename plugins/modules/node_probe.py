@@ -89,7 +89,9 @@ files:
   type: dict
   returned: always
 units:
-  description: Per unit, C(enabled) (unit file state C(enabled)) and C(active) (C(active)).
+  description:
+    - Per unit, C(enabled) and C(masked) (unit file state C(enabled), C(masked)) and C(active)
+      (C(active)).
   type: dict
   returned: always
 commands:
