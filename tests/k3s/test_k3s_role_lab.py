@@ -268,6 +268,22 @@ def test_refusals_change_nothing_on_fresh_nodes(cluster: Cluster):
     else:  # a host that has them: nothing to refuse (the preflight passes on)
         assert "k3s_protect_kernel_defaults is on" not in messages(out)
 
+    # A port that refuses connections (bound, never listening: the preflight's own listener
+    # cannot take it) is named from every other node, and nothing is installed.
+    ip = c.lab.node(AGENT).ip
+    blocker = f"import socket, time; s = socket.socket(); s.bind(('{ip}', 10250)); time.sleep(900)"
+    # a transient unit: sudo (use_pty) kills what a command leaves in the background
+    unit = "systemd-run --collect --unit=opsbook-t-blocker"
+    c.ssh(AGENT, f"{unit} python3 -c {shlex.quote(blocker)}")
+    try:
+        rc, out = c.play({})
+    finally:
+        c.ssh(AGENT, "systemctl stop opsbook-t-blocker")
+    assert rc != 0
+    for node in NODES:
+        refused = f"these k3s ports do not answer: {AGENT}:10250."
+        assert f"from {node} ({c.lab.node(node).ip}) {refused}" in messages(out), failures(out)
+
     tampered = c.tmp / "airgap-tampered"
     shutil.copytree(binaries.airgap_dir(PINNED), tampered)
     (tampered / "sha256sum-amd64.txt").write_text(f"{'0' * 64}  k3s\n")
