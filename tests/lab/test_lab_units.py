@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from opsbook.lab import image
+from opsbook.lab import lab as labmod
 from opsbook.lab.inventory import inventory_data
 from opsbook.lab.lab import Lab, LabError, Node, NodeSpec, default_specs
+from opsbook.lab.podman import PodmanError
 
 
 def test_host_mirrors_reads_deb822_and_one_line_sources(tmp_path: Path) -> None:
@@ -81,3 +84,52 @@ def test_inventory_has_the_production_groups(tmp_path: Path) -> None:
     assert set(data["children"]["extra"]["hosts"]) == {"node2"}
     assert data["vars"]["opsbook_lab_controller_ip"] == "10.123.5.1"
     assert data["vars"]["ansible_ssh_private_key_file"] == str(tmp_path / "key")
+
+
+class _RacingPodman:
+    """Stands in for podman in `down`'s retry logic only: the first `rm` fails as podman does
+    when a container stops by itself while being killed; what is left is listed and removed.
+    The real removal is tested against podman in test_lab_nodes.py."""
+
+    def __init__(self, fail_times: int) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.fail_times = fail_times
+        self.left = ["opsbook-x-n1", "opsbook-x-n2"]
+
+    def __call__(
+        self, *args: str, check: bool = True, **_kw: object
+    ) -> subprocess.CompletedProcess[str]:
+        self.calls.append(args)
+        if args[0] == "ps":
+            return subprocess.CompletedProcess(args, 0, "\n".join(self.left), "")
+        if args[0] == "rm":
+            if self.fail_times > 0:
+                self.fail_times -= 1
+                self.left = ["opsbook-x-n1"]
+                if check:
+                    raise PodmanError("container state improper: stopped")
+                return subprocess.CompletedProcess(args, 125, "", "container state improper")
+            self.left = []
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+
+def test_down_removes_again_what_a_racing_rm_left(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = _RacingPodman(fail_times=1)
+    monkeypatch.setattr(labmod, "podman", fake)
+    monkeypatch.setattr(labmod, "lab_dir", lambda _name: tmp_path / "gone")
+    labmod.down("x", log=lambda _m: None)
+    rms = [c for c in fake.calls if c[0] == "rm"]
+    assert rms[0][-2:] == ("opsbook-x-n1", "opsbook-x-n2")
+    assert rms[1][-1:] == ("opsbook-x-n1",)
+    assert len(rms) == 2
+
+
+def test_down_raises_when_the_second_rm_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(labmod, "podman", _RacingPodman(fail_times=2))
+    monkeypatch.setattr(labmod, "lab_dir", lambda _name: tmp_path / "gone")
+    with pytest.raises(PodmanError):
+        labmod.down("x", log=lambda _m: None)

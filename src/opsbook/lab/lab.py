@@ -155,13 +155,32 @@ def up(name: str, specs: Sequence[NodeSpec], log: Log = print) -> Lab:
     return lab
 
 
-def down(name: str, log: Log = print) -> None:
-    """Remove every container and the network of lab `name`, and its state directory."""
-    containers = podman(
+def _lab_containers(name: str) -> list[str]:
+    return podman(
         "ps", "-a", "--filter", f"label={LABEL}={name}", "--format", "{{.Names}}"
     ).stdout.split()
+
+
+def _remove_containers(name: str, containers: list[str]) -> None:
+    """`podman rm -f`, once more for what is left when the first try fails.
+
+    podman can lose a race with a container that stops by itself while it is being killed
+    ("sending SIGKILL ... container state improper: stopped"); the container is stopped
+    then, and a second `rm` removes it. A second failure is raised.
+    """
+    first = podman("rm", "-f", "-t", "2", *containers, timeout=120, check=False)
+    if first.returncode == 0:
+        return
+    left = _lab_containers(name)
+    if left:
+        podman("rm", "-f", "-t", "2", *left, timeout=120)
+
+
+def down(name: str, log: Log = print) -> None:
+    """Remove every container and the network of lab `name`, and its state directory."""
+    containers = _lab_containers(name)
     if containers:
-        podman("rm", "-f", "-t", "2", *containers, timeout=120)
+        _remove_containers(name, containers)
     podman("network", "rm", "-f", f"opsbook-{name}", check=False)
     directory = lab_dir(name)
     if directory.exists():
